@@ -1,0 +1,1 @@
+"""Mask Checker runtime engine: numpy, OpenCV and onnxruntime only (no Qt, no torch)."""

@@ -1,0 +1,118 @@
+"""FaceAnalyzer: faces in, labelled faces out. The one class the app and the batch command use."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from enum import IntEnum
+from pathlib import Path
+
+import numpy as np
+
+from core.classifier import Classifier
+from core.config import AnalyzerConfig, DetectorConfig
+from core.crop import crop_face, square_box
+from core.labels import LABEL_NAMES, Age, Gender, Mask, encode_class
+from core.mtcnn import MTCNN, Detection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HeadResult:
+    """One head's verdict: the most likely label and the whole distribution."""
+
+    label: IntEnum
+    probs: tuple[float, ...]
+
+    @property
+    def confidence(self) -> float:
+        return self.probs[int(self.label)]
+
+    @property
+    def name(self) -> str:
+        head = {Mask: "mask", Gender: "gender", Age: "age"}[type(self.label)]
+        return LABEL_NAMES[head][int(self.label)]
+
+
+@dataclass(frozen=True)
+class Face:
+    """A detected face; the three heads are None when no classifier is loaded."""
+
+    box: np.ndarray  # (4,) x1, y1, x2, y2 in pixels
+    landmarks: np.ndarray  # (5, 2) eyes, nose, mouth corners
+    det_score: float
+    mask: HeadResult | None = None
+    gender: HeadResult | None = None
+    age: HeadResult | None = None
+
+    @property
+    def class_id(self) -> int | None:
+        """The competition's 18-class id (mask·6 + gender·3 + age)."""
+        if self.mask is None or self.gender is None or self.age is None:
+            return None
+        return encode_class(self.mask.label, self.gender.label, self.age.label)
+
+    @property
+    def area(self) -> float:
+        return float(max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1]))
+
+
+def _head(enum: type[IntEnum], probs: np.ndarray) -> HeadResult:
+    return HeadResult(enum(int(np.argmax(probs))), tuple(float(p) for p in probs))
+
+
+class FaceAnalyzer:
+    """MTCNN over ONNX plus the classifier; `analyze(image)` returns every face with its labels."""
+
+    def __init__(self, config: AnalyzerConfig | None = None) -> None:
+        self.config = config or AnalyzerConfig()
+        self.detector = MTCNN(self.config.detector_dir, self.config.detector)
+        self.classifier: Classifier | None = None
+        if self.config.classifier_path is not None:
+            self.classifier = Classifier(self.config.classifier_path)
+
+    @classmethod
+    def with_default_models(cls, detector: DetectorConfig | None = None) -> FaceAnalyzer:
+        """The shipped detector and, when present, the shipped classifier (else detection only)."""
+        config = AnalyzerConfig(detector=detector or DetectorConfig())
+        if config.classifier_path is not None and not Path(config.classifier_path).exists():
+            log.warning("no classifier at %s: faces are found but not classified", config.classifier_path)
+            config = replace(config, classifier_path=None)
+        return cls(config)
+
+    def set_classifier(self, classifier: Classifier | None) -> None:
+        """Swap the classifier; the caller loads (and so validates) the new one first."""
+        self.classifier = classifier
+
+    def analyze(self, image_bgr: np.ndarray) -> list[Face]:
+        """Every face in a BGR uint8 image, largest detection score first."""
+        return self.classify(image_bgr, self.detector.detect(image_bgr))
+
+    def classify(self, image_bgr: np.ndarray, detections: list[Detection]) -> list[Face]:
+        """Label given detections; all crops go through the classifier in one batched call."""
+        if self.classifier is None or not detections:
+            return [Face(d.box, d.landmarks, d.score) for d in detections]
+        probs = self.classify_boxes(image_bgr, [d.box for d in detections])
+        return [
+            Face(d.box, d.landmarks, d.score, _head(Mask, probs.mask[i]), _head(Gender, probs.gender[i]), _head(Age, probs.age[i]))
+            for i, d in enumerate(detections)
+        ]
+
+    def classify_boxes(self, image_bgr: np.ndarray, boxes: list[np.ndarray]):
+        """Head probabilities for face boxes (used directly for a fallback box with no detection)."""
+        if self.classifier is None:
+            raise RuntimeError("no classifier is loaded")
+        size, margin = self.classifier.input_size, self.classifier.crop_margin
+        crops = np.stack([crop_face(image_bgr, box, margin, size) for box in boxes])
+        return self.classifier.predict(crops)
+
+    def classify_box(self, image_bgr: np.ndarray, box: np.ndarray) -> Face:
+        """A Face for a box that did not come from the detector (e.g. a fallback centre crop)."""
+        probs = self.classify_boxes(image_bgr, [box])
+        return Face(
+            np.asarray(box, dtype=np.float32), np.zeros((5, 2), np.float32), 0.0,
+            _head(Mask, probs.mask[0]), _head(Gender, probs.gender[0]), _head(Age, probs.age[0]),
+        )
+
+
+__all__ = ["Face", "FaceAnalyzer", "HeadResult", "square_box"]

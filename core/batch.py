@@ -1,0 +1,405 @@
+"""Headless batch labelling: folders of photos in, one row per face (or per problem) out.
+
+Decoding runs in a small thread pool ahead of the analysis, so the classifier never waits for
+the disk. A broken file becomes an error row; nothing stops the batch, and an interrupted run
+still leaves valid output files holding every image done so far.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from core.analyzer import Face, FaceAnalyzer, HeadResult
+from core.atomic import atomic_open, atomic_path
+from core.draw import draw_faces
+from core.files import FileEntry, find_images
+from core.imageio import DEFAULT_MAX_PIXELS, ImageReadError, LoadedImage, load_image
+from core.labels import LABEL_NAMES, NUM_CLASSES
+
+log = logging.getLogger(__name__)
+
+#: Class written for a submission row whose image could not be read at all: the most frequent
+#: class of the competition's training set (mask worn, female, 30–59).
+DEFAULT_FALLBACK_CLASS = 4
+
+
+class BatchError(ValueError):
+    """The batch cannot start (bad output path, malformed info.csv); nothing was written."""
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    decode_workers: int = 2
+    #: Classify a centred box when no face is found (used to fill a competition submission,
+    #: whose photos are centred portraits).
+    centre_fallback: bool = False
+
+
+@dataclass
+class ImageResult:
+    """What one file gave: faces, or the reason it could not be read."""
+
+    path: Path
+    faces: list[Face] = field(default_factory=list)
+    error: str | None = None
+    warning: str | None = None
+    width: int = 0
+    height: int = 0
+    fallback: Face | None = None  # the centred-box guess, when asked for and no face was found
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return "error"
+        return "face" if self.faces else "no_face"
+
+    def largest_face(self) -> Face | None:
+        return max(self.faces, key=lambda f: f.area, default=None)
+
+
+def centre_box(width: int, height: int) -> np.ndarray:
+    """Where the face sits in a centred portrait: a square half the width, a little above centre."""
+    side = 0.5 * min(width, height)
+    cx, cy = width / 2.0, height * 0.45
+    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], dtype=np.float32)
+
+
+def _load(path: Path, max_pixels: int) -> LoadedImage | str:
+    try:
+        return load_image(path, max_pixels=max_pixels)
+    except ImageReadError as exc:
+        return str(exc)
+
+
+def analyze_files(
+    files: Iterable[FileEntry], analyzer: FaceAnalyzer, options: BatchOptions = BatchOptions()
+) -> Iterator[tuple[ImageResult, np.ndarray | None]]:
+    """Results in input order, each with its decoded image (None when it could not be read)."""
+    pool = ThreadPoolExecutor(max_workers=max(1, options.decode_workers), thread_name_prefix="decode")
+    pending: deque[tuple[FileEntry, Future | None]] = deque()
+    entries = iter(files)
+
+    def submit_next() -> None:
+        entry = next(entries, None)
+        if entry is not None:
+            job = pool.submit(_load, entry.path, options.max_pixels) if entry.error is None else None
+            pending.append((entry, job))
+
+    try:
+        for _ in range(2 * max(1, options.decode_workers)):
+            submit_next()
+        while pending:
+            entry, job = pending.popleft()
+            submit_next()
+            loaded = entry.error if job is None else job.result()
+            if isinstance(loaded, str):
+                yield ImageResult(entry.path, error=loaded), None
+                continue
+            yield _analyze(entry.path, loaded, analyzer, options), loaded.image
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _analyze(path: Path, loaded: LoadedImage, analyzer: FaceAnalyzer, options: BatchOptions) -> ImageResult:
+    image = loaded.image
+    result = ImageResult(path, warning=loaded.warning, width=image.shape[1], height=image.shape[0])
+    try:
+        result.faces = analyzer.analyze(image)
+        if not result.faces and options.centre_fallback and analyzer.classifier is not None:
+            result.fallback = analyzer.classify_box(image, centre_box(result.width, result.height))
+    except Exception as exc:  # one bad image must not stop the batch; the row says what happened
+        log.exception("analysis failed for %s", path)
+        result.error = f"analysis failed: {exc}"
+    return result
+
+
+# ----------------------------------------------------------------------------------- outputs
+
+PROB_COLUMNS = [f"p_{head}_{name}" for head, names in LABEL_NAMES.items() for name in names]
+CSV_COLUMNS = [
+    "file", "face", "status", "message", "width", "height",
+    "x1", "y1", "x2", "y2", "det_score",
+    "mask", "mask_conf", "gender", "gender_conf", "age", "age_conf", "class_id",
+    *PROB_COLUMNS,
+]
+
+
+def _head_fields(head: str, result: HeadResult | None) -> dict[str, Any]:
+    if result is None:
+        return {}
+    fields: dict[str, Any] = {head: result.name, f"{head}_conf": round(result.confidence, 4)}
+    for name, p in zip(LABEL_NAMES[head], result.probs):
+        fields[f"p_{head}_{name}"] = round(p, 4)
+    return fields
+
+
+def face_record(face: Face) -> dict[str, Any]:
+    """A face as flat fields (the CSV columns from x1 on)."""
+    record: dict[str, Any] = dict(zip(("x1", "y1", "x2", "y2"), (round(float(v), 1) for v in face.box)))
+    record["det_score"] = round(face.det_score, 4)
+    for head in ("mask", "gender", "age"):
+        record.update(_head_fields(head, getattr(face, head)))
+    record["class_id"] = face.class_id
+    return record
+
+
+def result_rows(result: ImageResult) -> list[dict[str, Any]]:
+    """One row per face; one row for an image with no face or that could not be read."""
+    base = {"file": str(result.path), "width": result.width or None, "height": result.height or None}
+    message = result.error or result.warning or ""
+    if not result.faces:
+        return [{**base, "face": None, "status": result.status, "message": message}]
+    return [
+        {**base, "face": i, "status": "face", "message": message, **face_record(face)}
+        for i, face in enumerate(result.faces)
+    ]
+
+
+class ResultOutput(Protocol):
+    """Where results go: `add` per image as it is done, `close` once (returns what it wrote)."""
+
+    def add(self, result: ImageResult, image: np.ndarray | None) -> None: ...
+
+    def close(self) -> Path: ...
+
+
+class CsvResults:
+    """Streams rows to a temporary file; `close` renames it into place."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._files = ExitStack()
+        handle = self._files.enter_context(atomic_open(path, "w", newline="", encoding="utf-8"))
+        self._writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        self._writer.writeheader()
+
+    def add(self, result: ImageResult, image: np.ndarray | None = None) -> None:
+        self._writer.writerows(result_rows(result))
+
+    def close(self) -> Path:
+        self._files.close()
+        return self.path
+
+
+class JsonResults:
+    """One object per image with its faces nested; written whole at `close`."""
+
+    def __init__(self, path: Path, model_info: dict[str, str]) -> None:
+        self.path = path
+        self.model_info = model_info
+        self.images: list[dict[str, Any]] = []
+
+    def add(self, result: ImageResult, image: np.ndarray | None = None) -> None:
+        faces = []
+        for face in result.faces:
+            record = face_record(face)
+            record["landmarks"] = [[round(float(x), 1), round(float(y), 1)] for x, y in face.landmarks]
+            faces.append(record)
+        self.images.append(
+            {
+                "file": str(result.path), "status": result.status, "message": result.error or result.warning or "",
+                "width": result.width or None, "height": result.height or None, "faces": faces,
+            }
+        )
+
+    def close(self) -> Path:
+        with atomic_open(self.path, "w", encoding="utf-8") as handle:
+            json.dump({"model": self.model_info, "images": self.images}, handle, indent=1, ensure_ascii=False)
+        return self.path
+
+
+class Submission:
+    """Fills the competition's info.csv (ImageID, ans) from the largest face of each image.
+
+    No face found: the class of a centred box (the photos are centred portraits). Image missing
+    or unreadable: `fallback_class`. The filled file goes to `out`, never over info.csv.
+    """
+
+    def __init__(self, info_csv: Path, out: Path, fallback_class: int = DEFAULT_FALLBACK_CLASS) -> None:
+        if not 0 <= fallback_class < NUM_CLASSES:
+            raise BatchError(f"fallback class must be in 0..{NUM_CLASSES - 1}")
+        if out.resolve() == info_csv.resolve():
+            raise BatchError("the submission must not overwrite info.csv: choose another output file")
+        try:
+            with open(info_csv, newline="", encoding="utf-8-sig") as handle:
+                reader = csv.DictReader(handle)
+                self.fieldnames = list(reader.fieldnames or [])
+                self.rows = list(reader)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise BatchError(f"cannot read {info_csv}: {exc}") from exc
+        if "ImageID" not in self.fieldnames:
+            raise BatchError(f"{info_csv} has no ImageID column (columns: {', '.join(self.fieldnames)})")
+        if "ans" not in self.fieldnames:
+            self.fieldnames.append("ans")
+        self.out = out
+        self.fallback_class = fallback_class
+        self.answers: dict[str, int] = {}
+        self.counts: Counter[str] = Counter()
+
+    def add(self, result: ImageResult, image: np.ndarray | None = None) -> None:
+        face = result.largest_face() or result.fallback
+        if face is not None and face.class_id is not None:
+            self.answers[result.path.name] = face.class_id
+
+    def close(self) -> Path:
+        for row in self.rows:
+            answer = self.answers.get(Path(row["ImageID"]).name)
+            self.counts["answered" if answer is not None else "fallback"] += 1
+            row["ans"] = answer if answer is not None else self.fallback_class
+        with atomic_open(self.out, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.fieldnames)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        return self.out
+
+
+class Annotator:
+    """Saves a copy of each image with boxes and labels under `out_dir`, never over an input."""
+
+    WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+    def __init__(self, out_dir: Path, roots: Sequence[Path], inputs: Iterable[Path]) -> None:
+        self.out_dir = out_dir
+        self.roots = [r for r in roots if r.is_dir()]
+        self.inputs = {p.resolve() for p in inputs}
+        self.written = 0
+
+    def target(self, path: Path) -> Path:
+        relative = Path(path.name)
+        for root in self.roots:
+            if path.is_relative_to(root):
+                relative = path.relative_to(root)
+                break
+        suffix = path.suffix.lower() if path.suffix.lower() in self.WRITABLE else ".png"
+        target = self.out_dir / relative.with_suffix(suffix)
+        n = 0
+        while target.resolve() in self.inputs:
+            n += 1
+            target = target.with_name(f"{relative.stem}_annotated{'' if n == 1 else n}{suffix}")
+        return target
+
+    def add(self, result: ImageResult, image: np.ndarray | None) -> None:
+        if image is None:
+            return
+        target = self.target(result.path)
+        ok, encoded = cv2.imencode(target.suffix, draw_faces(image, result.faces))
+        if not ok:
+            log.warning("could not encode annotated copy of %s", result.path)
+            return
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(encoded.tobytes())
+        self.written += 1
+
+    def close(self) -> Path:
+        return self.out_dir
+
+
+# ------------------------------------------------------------------------------------ runner
+
+@dataclass
+class BatchSummary:
+    files: int = 0
+    done: int = 0
+    with_faces: int = 0
+    without_faces: int = 0
+    errors: int = 0
+    faces: int = 0
+    mask_states: Counter[str] = field(default_factory=Counter)
+    interrupted: bool = False
+    outputs: list[Path] = field(default_factory=list)
+
+    def add(self, result: ImageResult) -> None:
+        self.done += 1
+        self.errors += result.status == "error"
+        self.with_faces += result.status == "face"
+        self.without_faces += result.status == "no_face"
+        self.faces += len(result.faces)
+        self.mask_states.update(f.mask.name for f in result.faces if f.mask is not None)
+
+    def describe(self) -> str:
+        lines = [
+            f"{self.done} of {self.files} files{' (interrupted)' if self.interrupted else ''}: "
+            f"{self.with_faces} with faces, {self.without_faces} without, {self.errors} unreadable; {self.faces} faces",
+        ]
+        if self.mask_states:
+            lines.append("mask: " + ", ".join(f"{k} {v}" for k, v in sorted(self.mask_states.items())))
+        lines += [f"wrote {p}" for p in self.outputs]
+        return "\n".join(lines)
+
+
+@dataclass
+class BatchJob:
+    """A batch run's inputs and outputs; `run` does the work (the CLI and the GUI share it)."""
+
+    paths: Sequence[Path]
+    out: Path | None = None
+    submission_info: Path | None = None
+    submission_out: Path | None = None
+    annotate_dir: Path | None = None
+    recursive: bool = False
+    fallback_class: int = DEFAULT_FALLBACK_CLASS
+    options: BatchOptions = BatchOptions()
+
+    def _open_outputs(self, analyzer: FaceAnalyzer, files: list[FileEntry]) -> list[ResultOutput]:
+        outputs: list[ResultOutput] = []
+        if self.submission_info is not None:
+            if analyzer.classifier is None:
+                raise BatchError("a submission needs a classifier model")
+            out = self.submission_out or self.submission_info.with_name("submission.csv")
+            outputs.append(Submission(self.submission_info, out, self.fallback_class))
+        if self.out is not None:
+            suffix = self.out.suffix.lower()
+            if suffix == ".json":
+                info = dict(analyzer.classifier.metadata.to_props()) if analyzer.classifier else {}
+                outputs.append(JsonResults(self.out, {k: info.get(k, "") for k in ("model_version", "architecture")}))
+            elif suffix == ".csv":
+                outputs.append(CsvResults(self.out))
+            else:
+                raise BatchError(f"--out must end in .csv or .json, not {self.out.name!r}")
+        if self.annotate_dir is not None:
+            outputs.append(Annotator(self.annotate_dir, self.paths, (f.path for f in files)))
+        return outputs
+
+    def run(
+        self,
+        analyzer: FaceAnalyzer,
+        progress: Callable[[ImageResult, BatchSummary], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> BatchSummary:
+        """Label every image; Ctrl-C (or `should_stop`) ends early with valid output files."""
+        files = list(find_images(self.paths, recursive=self.recursive))
+        outputs = self._open_outputs(analyzer, files)
+        summary = BatchSummary(files=len(files))
+        options = self.options
+        if self.submission_info is not None:
+            options = BatchOptions(options.max_pixels, options.decode_workers, centre_fallback=True)
+        results = analyze_files(files, analyzer, options)
+        try:
+            for result, image in results:
+                summary.add(result)
+                for output in outputs:
+                    output.add(result, image)
+                if progress is not None:
+                    progress(result, summary)
+                if should_stop is not None and should_stop():
+                    summary.interrupted = summary.done < summary.files
+                    break
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            log.warning("interrupted: writing the %d files done so far", summary.done)
+        finally:
+            results.close()
+            summary.outputs = [output.close() for output in outputs]
+        return summary

@@ -1,0 +1,90 @@
+"""The mask / gender / age classifier: one ONNX file that describes itself."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.crop import to_input
+from core.labels import Age, Gender, Mask
+from core.metadata import CLASS_HEAD, ModelMetadata, ModelMetadataError
+from core.ort import create_session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HeadProbabilities:
+    """Per-face probabilities of the three heads; rows are faces."""
+
+    mask: np.ndarray  # (N, 3)
+    gender: np.ndarray  # (N, 2)
+    age: np.ndarray  # (N, 3)
+
+
+class ClassifierLoadError(RuntimeError):
+    """The file cannot serve as a classifier; the message says why."""
+
+
+class Classifier:
+    """Runs the classifier on face crops, batched: all faces of a frame in one call."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise ClassifierLoadError(f"cannot read classifier {self.path}: {exc.strerror or exc}") from exc
+        try:
+            self._session = create_session(data)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ClassifierLoadError(f"{self.path.name} is not a loadable ONNX model: {exc}") from exc
+        props = dict(self._session.get_modelmeta().custom_metadata_map)
+        try:
+            self.metadata = ModelMetadata.from_props(props)
+        except ModelMetadataError as exc:
+            raise ClassifierLoadError(f"{self.path.name}: {exc}") from exc
+        self._input_name = self._check_graph()
+        log.info("classifier %s (%s), input %d px", self.path.name, self.metadata.model_version, self.input_size)
+
+    @property
+    def input_size(self) -> int:
+        return self.metadata.input_size
+
+    @property
+    def crop_margin(self) -> float:
+        return self.metadata.crop_margin
+
+    def _check_graph(self) -> str:
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            raise ClassifierLoadError(f"{self.path.name}: expected one N×3×H×W input")
+        outputs = {o.name: o for o in self._session.get_outputs()}
+        for head, labels in self.metadata.heads.items():
+            if head not in outputs:
+                raise ClassifierLoadError(f"{self.path.name}: metadata names head '{head}' but the graph has no such output")
+            width = outputs[head].shape[-1]
+            if isinstance(width, int) and width != len(labels):
+                raise ClassifierLoadError(
+                    f"{self.path.name}: output '{head}' has {width} values, metadata lists {len(labels)} labels"
+                )
+        return inputs[0].name
+
+    def predict(self, crops_bgr: np.ndarray) -> HeadProbabilities:
+        """Probabilities for N crops (N×S×S×3 BGR uint8, S = input_size)."""
+        if len(crops_bgr) == 0:
+            return HeadProbabilities(np.zeros((0, len(Mask))), np.zeros((0, len(Gender))), np.zeros((0, len(Age))))
+        batch = to_input(crops_bgr, self.metadata.mean, self.metadata.std)
+        names = list(self.metadata.heads)
+        outputs = dict(zip(names, self._session.run(names, {self._input_name: batch})))
+        if CLASS_HEAD in outputs:
+            # mask·6 + gender·3 + age: marginalise the 18 classes onto the three heads.
+            joint = np.asarray(outputs[CLASS_HEAD], dtype=np.float64).reshape(-1, len(Mask), len(Gender), len(Age))
+            return HeadProbabilities(joint.sum(axis=(2, 3)), joint.sum(axis=(1, 3)), joint.sum(axis=(1, 2)))
+        return HeadProbabilities(
+            np.asarray(outputs["mask"], dtype=np.float64),
+            np.asarray(outputs["gender"], dtype=np.float64),
+            np.asarray(outputs["age"], dtype=np.float64),
+        )

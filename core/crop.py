@@ -1,0 +1,59 @@
+"""The face crop and the classifier's input preprocessing.
+
+Training caches crops made by `crop_face` and feeds the network through `to_input`; the runtime
+calls the same two functions, so what the model sees in the app is what it saw in training.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+
+def square_box(box: Sequence[float], margin: float) -> np.ndarray:
+    """A square around a face box, grown by `margin` × the box's longer side on every side.
+
+    A mask is judged from the nose bridge to the chin, so the crop keeps some context around
+    the detector's tight box.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    side = max(x2 - x1, y2 - y1) * (1.0 + 2.0 * margin)
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    half = side / 2.0
+    return np.array([cx - half, cy - half, cx + half, cy + half], dtype=np.float32)
+
+
+def crop_face(image: np.ndarray, box: Sequence[float], margin: float, size: int) -> np.ndarray:
+    """The square face crop, `size`×`size`, same channel order as `image` (BGR in core).
+
+    Parts of the square outside the image are filled with black, so a face at the frame's edge
+    keeps its position and scale in the crop.
+    """
+    if size <= 0:
+        raise ValueError("crop size must be positive")
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = np.round(square_box(box, margin)).astype(int)
+    side = max(1, x2 - x1, y2 - y1)
+    x2, y2 = x1 + side, y1 + side
+    pad_left, pad_top = max(0, -x1), max(0, -y1)
+    pad_right, pad_bottom = max(0, x2 - w), max(0, y2 - h)
+    patch = image[max(0, y1):min(h, y2), max(0, x1):min(w, x2)]
+    if patch.size == 0:
+        patch = np.zeros((side, side, image.shape[2]), dtype=image.dtype)
+    elif pad_left or pad_top or pad_right or pad_bottom:
+        patch = cv2.copyMakeBorder(patch, pad_top, pad_bottom, pad_left, pad_right, cv2.BORDER_CONSTANT, value=0)
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(patch, (size, size), interpolation=interpolation)
+
+
+def to_input(crops_bgr: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """Stacked BGR uint8 crops (N×H×W×3) → the network's float32 N×3×H×W RGB input.
+
+    mean and std are per RGB channel on the 0–1 scale (timm's convention).
+    """
+    if crops_bgr.ndim == 3:
+        crops_bgr = crops_bgr[None]
+    rgb = crops_bgr[..., ::-1].astype(np.float32) / 255.0
+    rgb = (rgb - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))

@@ -1,0 +1,123 @@
+"""What a classifier ONNX file says about itself (its `metadata_props`).
+
+The model carries its own preprocessing and label names, like timm's pretrained_cfg, so the
+runtime never guesses them and cannot drift from training. Training writes this with
+`ModelMetadata.to_props()`; the runtime reads it with `ModelMetadata.from_props()`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from core.labels import LABEL_NAMES, NUM_CLASSES
+
+FORMAT_VERSION = "1"
+
+#: Keys every classifier must carry; a file missing any of them is refused.
+REQUIRED_KEYS = (
+    "mask_checker_format",
+    "heads",
+    "input_size",
+    "mean",
+    "std",
+    "crop_margin",
+    "model_version",
+    "training_data",
+)
+
+#: The single 18-way head, as an alternative to the three separate heads.
+CLASS_HEAD = "class"
+
+
+class ModelMetadataError(ValueError):
+    """The classifier file does not describe itself as core needs."""
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """heads: output name → label names, in output order. Either the three heads mask, gender
+    and age, or one head "class" with the 18 competition classes. Outputs are probabilities."""
+
+    heads: dict[str, tuple[str, ...]]
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    crop_margin: float
+    model_version: str
+    training_data: str
+    architecture: str = ""
+    age_boundary: int = 60
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        three = {name: LABEL_NAMES[name] for name in ("mask", "gender", "age")}
+        if set(self.heads) == set(three):
+            for name, labels in three.items():
+                if len(self.heads[name]) != len(labels):
+                    raise ModelMetadataError(
+                        f"head '{name}' has {len(self.heads[name])} labels, expected {len(labels)} {labels}"
+                    )
+        elif set(self.heads) == {CLASS_HEAD}:
+            if len(self.heads[CLASS_HEAD]) != NUM_CLASSES:
+                raise ModelMetadataError(f"head 'class' must have {NUM_CLASSES} labels")
+        else:
+            raise ModelMetadataError(
+                f"heads must be mask, gender and age, or a single '{CLASS_HEAD}'; got {sorted(self.heads)}"
+            )
+        if self.input_size < 16:
+            raise ModelMetadataError(f"input_size {self.input_size} is too small")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ModelMetadataError("mean and std must be three numbers each, std > 0")
+        if not 0.0 <= self.crop_margin <= 1.0:
+            raise ModelMetadataError(f"crop_margin {self.crop_margin} must be within 0..1")
+
+    def to_props(self) -> dict[str, str]:
+        props = dict(self.extra)
+        props.update(
+            mask_checker_format=FORMAT_VERSION,
+            heads=json.dumps({k: list(v) for k, v in self.heads.items()}),
+            input_size=str(self.input_size),
+            mean=json.dumps(list(self.mean)),
+            std=json.dumps(list(self.std)),
+            crop_margin=repr(self.crop_margin),
+            model_version=self.model_version,
+            training_data=self.training_data,
+            architecture=self.architecture,
+            age_boundary=str(self.age_boundary),
+        )
+        return props
+
+    @classmethod
+    def from_props(cls, props: dict[str, str]) -> ModelMetadata:
+        missing = [key for key in REQUIRED_KEYS if not props.get(key)]
+        if missing:
+            raise ModelMetadataError(
+                "this ONNX file is not a Mask Checker classifier: its metadata lacks " + ", ".join(missing)
+            )
+        if props["mask_checker_format"] != FORMAT_VERSION:
+            raise ModelMetadataError(
+                f"classifier metadata format {props['mask_checker_format']!r} is not supported "
+                f"(this version reads {FORMAT_VERSION!r})"
+            )
+        try:
+            heads = {str(k): tuple(str(x) for x in v) for k, v in json.loads(props["heads"]).items()}
+            mean = tuple(float(x) for x in json.loads(props["mean"]))
+            std = tuple(float(x) for x in json.loads(props["std"]))
+            input_size = int(props["input_size"])
+            crop_margin = float(props["crop_margin"])
+            age_boundary = int(props.get("age_boundary") or 60)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ModelMetadataError(f"classifier metadata is malformed: {exc}") from exc
+        known = set(REQUIRED_KEYS) | {"architecture", "age_boundary"}
+        return cls(
+            heads=heads,
+            input_size=input_size,
+            mean=mean,  # type: ignore[arg-type]
+            std=std,  # type: ignore[arg-type]
+            crop_margin=crop_margin,
+            model_version=props["model_version"],
+            training_data=props["training_data"],
+            architecture=props.get("architecture", ""),
+            age_boundary=age_boundary,
+            extra={k: v for k, v in props.items() if k not in known},
+        )

@@ -1,0 +1,369 @@
+"""MTCNN face detection on numpy, OpenCV and onnxruntime (no torch).
+
+A port of facenet-pytorch 2.5.3's `detect_face.py`, step for step, so the app finds the same
+faces as the reference (tests/test_mtcnn_parity.py holds it to that). The three networks are
+onnxruntime sessions (exported by `mask-train export-detector`); everything between them is
+plain functions over arrays. Conventions kept from the reference on purpose, because they move
+boxes by a pixel: stage-1 regression uses width x2-x1 but later regressions use x2-x1+1; NMS
+is torchvision's (continuous areas, IoU) except the last one, which counts pixels (+1) and
+divides by the smaller area ("Min").
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import cv2
+import numpy as np
+
+from core.config import DetectorConfig, default_detector_dir
+from core.ort import create_session
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+
+log = logging.getLogger(__name__)
+
+PNET_CELL = 12  # P-Net's window, px
+PNET_STRIDE = 2  # P-Net's output stride, px
+RNET_SIZE = 24
+ONET_SIZE = 48
+NMS_PNET_SCALE = 0.5  # within one pyramid level
+NMS_PNET_ALL = 0.7  # across pyramid levels
+NMS_RNET = 0.7
+NMS_ONET = 0.7  # "Min" overlap, pixel-inclusive
+
+# Box arrays below are (K, 5+) float32: x1, y1, x2, y2, score, [extra columns].
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face, in pixels of the input image."""
+
+    box: np.ndarray  # (4,) float32 x1, y1, x2, y2
+    score: float
+    landmarks: np.ndarray  # (5, 2) float32 x, y: left eye, right eye, nose, mouth left, mouth right
+
+
+class DetectorLoadError(RuntimeError):
+    """The detector's model files are missing or unusable; the message says which."""
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+_TO_RGB = {2: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}
+
+
+def to_network_image(image_bgr: np.ndarray) -> np.ndarray:
+    """H×W×3 float32 RGB scaled as the nets were trained: (x - 127.5) / 128.
+
+    Takes BGR uint8 as OpenCV gives it (grey and BGRA are converted too): the nets want RGB.
+
+    Normalising once, before any resizing, is exact (area resizing is linear) and saves doing
+    it per pyramid level and per crop.
+    """
+    if image_bgr.ndim == 3 and image_bgr.shape[2] == 1:
+        image_bgr = image_bgr[:, :, 0]
+    channels = 2 if image_bgr.ndim == 2 else image_bgr.shape[2] if image_bgr.ndim == 3 else 0
+    if channels not in _TO_RGB:
+        raise ValueError(f"expected an H×W×3 BGR image, got shape {image_bgr.shape}")
+    if image_bgr.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {image_bgr.dtype}")
+    rgb = cv2.cvtColor(image_bgr, _TO_RGB[channels]).astype(np.float32)
+    rgb -= 127.5
+    rgb *= 0.0078125
+    return rgb
+
+
+def integral_image(image: np.ndarray) -> np.ndarray:
+    """(H+1, W+1, C) float64 summed-area table: every resize below is read from it.
+
+    Built once per frame, it serves all pyramid levels and all R-Net and O-Net crops.
+    """
+    return cv2.integral(image, sdepth=cv2.CV_64F)
+
+
+def _bins(start: np.ndarray, length: np.ndarray, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per window, the [first, last) source index of each of n_out output cells (torch's
+    adaptive pooling bins: floor(i·L/n) to ceil((i+1)·L/n), which overlap when L/n is fractional)."""
+    i = np.arange(n_out, dtype=np.int64)[None, :]
+    length = length[:, None]
+    first = start[:, None] + (i * length) // n_out
+    last = start[:, None] + ((i + 1) * length + n_out - 1) // n_out
+    return first, last
+
+
+def area_resize(table: np.ndarray, windows: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(N, height, width, C) float32: each window (x0, y0, x1, y1), half-open, of the image
+    behind `table`, resized by averaging.
+
+    This is exactly torch's `interpolate(mode="area")` (adaptive average pooling), which the
+    reference uses. cv2.INTER_AREA is not: it weights partial pixels and interpolates when
+    enlarging, and that alone moves boxes enough (IoU down to ~0.7 against the reference, and
+    faces gained and lost) to fail the parity test.
+    """
+    windows = np.asarray(windows, dtype=np.int64).reshape(-1, 4)
+    r0, r1 = _bins(windows[:, 1], windows[:, 3] - windows[:, 1], height)
+    c0, c1 = _bins(windows[:, 0], windows[:, 2] - windows[:, 0], width)
+    r0, r1 = r0[:, :, None], r1[:, :, None]
+    c0, c1 = c0[:, None, :], c1[:, None, :]
+    total = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
+    count = ((r1 - r0) * (c1 - c0))[..., None]
+    return (total / count).astype(np.float32)
+
+
+def to_nchw(images: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) → contiguous (N, 3, H, W), the networks' layout."""
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+
+
+def pyramid_scales(height: int, width: int, min_face_size: float, factor: float) -> list[float]:
+    """Scales at which P-Net's 12 px window covers faces from min_face_size up to the whole image."""
+    scale = PNET_CELL / min_face_size
+    side = min(height, width) * scale
+    scales: list[float] = []
+    while side >= PNET_CELL:
+        scales.append(scale)
+        scale *= factor
+        side *= factor
+    return scales
+
+
+# --------------------------------------------------------------------------- box arithmetic
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: Literal["union", "min"] = "union",
+        inclusive: bool = False, ties: Literal["first", "last"] = "first") -> np.ndarray:
+    """Greedy non-maximum suppression; indices kept, best score first.
+
+    A box is dropped when its overlap with a better kept box is > threshold. `mode` "union" is
+    IoU, "min" divides by the smaller area. `inclusive` counts pixels (+1 on width and height),
+    as the reference's last NMS does; torchvision's (used for the others) does not. `ties`: which
+    of equal scores goes first. Exact ties are real: two candidates whose boxes truncate to the
+    same pixels get the same crop, hence the same score, but keep different float boxes.
+    torchvision keeps the first; the reference's last NMS (numpy argsort, read from the end)
+    the last.
+    """
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    one = np.float32(1.0 if inclusive else 0.0)
+    x1, y1, x2, y2 = (boxes[:, i] for i in range(4))
+    area = (x2 - x1 + one) * (y2 - y1 + one)
+    if ties == "first":
+        order = np.argsort(-scores, kind="stable")
+    else:
+        order = np.argsort(scores, kind="stable")[::-1]
+    keep: list[int] = []
+    while order.size:
+        i = order[0]
+        keep.append(int(i))
+        rest = order[1:]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + one)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + one)
+        inter = w * h
+        denom = np.minimum(area[i], area[rest]) if mode == "min" else area[i] + area[rest] - inter
+        overlap = inter / np.maximum(denom, np.finfo(np.float32).tiny)
+        order = rest[overlap <= threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def regress(boxes: np.ndarray, reg: np.ndarray, inclusive: bool) -> np.ndarray:
+    """Move box edges by the nets' regression, as fractions of width/height (+1 if inclusive)."""
+    one = np.float32(1.0 if inclusive else 0.0)
+    out = boxes.copy()
+    w = boxes[:, 2] - boxes[:, 0] + one
+    h = boxes[:, 3] - boxes[:, 1] + one
+    out[:, 0] = boxes[:, 0] + reg[:, 0] * w
+    out[:, 1] = boxes[:, 1] + reg[:, 1] * h
+    out[:, 2] = boxes[:, 2] + reg[:, 2] * w
+    out[:, 3] = boxes[:, 3] + reg[:, 3] * h
+    return out
+
+
+def square(boxes: np.ndarray) -> np.ndarray:
+    """Grow each box to a square around its centre (the reference's `rerec`): the nets take squares."""
+    out = boxes.copy()
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(w, h)
+    out[:, 0] = boxes[:, 0] + w * 0.5 - side * 0.5
+    out[:, 1] = boxes[:, 1] + h * 0.5 - side * 0.5
+    out[:, 2] = out[:, 0] + side
+    out[:, 3] = out[:, 1] + side
+    return out
+
+
+def crop_windows(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integer pixel windows (x0, y0, x1, y1), half-open, of the boxes clipped to the image, and
+    which boxes keep any pixel.
+
+    As the reference's `pad`: truncate, clip, and take the part inside the image (it is resized
+    to the net's square as it is, not padded), so faces cut by the border still get a crop.
+    """
+    b = np.trunc(boxes[:, :4]).astype(np.int64)
+    x0 = np.maximum(b[:, 0], 1) - 1
+    y0 = np.maximum(b[:, 1], 1) - 1
+    x1 = np.minimum(b[:, 2], width)
+    y1 = np.minimum(b[:, 3], height)
+    valid = (x1 > x0) & (y1 > y0)
+    return np.stack([x0, y0, x1, y1], axis=1), valid
+
+
+def boxes_from_pnet(reg: np.ndarray, prob: np.ndarray, scale: float, threshold: float) -> np.ndarray:
+    """Candidate boxes (K, 9) = x1, y1, x2, y2, score, 4 regressions, from one P-Net map.
+
+    reg (4, h, w), prob (h, w). Each output cell is a 12 px window at stride 2 in the resized
+    image, mapped back to the original by `scale`.
+    """
+    ys, xs = np.nonzero(prob >= threshold)
+    cells = np.stack([xs, ys], axis=1).astype(np.float32)
+    top_left = np.floor((PNET_STRIDE * cells + 1) / np.float32(scale))
+    bottom_right = np.floor((PNET_STRIDE * cells + PNET_CELL) / np.float32(scale))
+    score = prob[ys, xs][:, None]
+    return np.concatenate([top_left, bottom_right, score, reg[:, ys, xs].T], axis=1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- the three stages
+# `table` is the frame's integral_image; the frame is table.shape[0] - 1 by table.shape[1] - 1.
+
+
+def _frame_size(table: np.ndarray) -> tuple[int, int]:
+    return table.shape[0] - 1, table.shape[1] - 1
+
+
+def _crops(table: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The boxes that keep any pixel inside the frame, and their (N, 3, size, size) crops."""
+    height, width = _frame_size(table)
+    windows, valid = crop_windows(boxes, width, height)
+    return boxes[valid], to_nchw(area_resize(table, windows[valid], size, size))
+
+
+def run_pnet(session: InferenceSession, table: np.ndarray, scales: list[float], threshold: float) -> np.ndarray:
+    """Stage 1: square candidate boxes (K, 5) from every pyramid level."""
+    height, width = _frame_size(table)
+    whole = np.array([[0, 0, width, height]])
+    per_scale = [np.zeros((0, 9), np.float32)]
+    for scale in scales:
+        level = area_resize(table, whole, int(height * scale + 1), int(width * scale + 1))
+        reg, prob = session.run(None, {"image": to_nchw(level)})
+        boxes = boxes_from_pnet(reg[0], prob[0, 1], scale, threshold)
+        per_scale.append(boxes[nms(boxes[:, :4], boxes[:, 4], NMS_PNET_SCALE)])
+    boxes = np.concatenate(per_scale, axis=0)
+    boxes = boxes[nms(boxes[:, :4], boxes[:, 4], NMS_PNET_ALL)]
+    boxes = np.concatenate([regress(boxes[:, :4], boxes[:, 5:9], inclusive=False), boxes[:, 4:5]], axis=1)
+    return square(boxes)
+
+
+def run_rnet(session: InferenceSession, table: np.ndarray, boxes: np.ndarray, threshold: float) -> np.ndarray:
+    """Stage 2: rescore all candidates in one batch, keep the faces, refine and square them."""
+    boxes, batch = _crops(table, boxes, RNET_SIZE)
+    if len(boxes) == 0:
+        return boxes
+    reg, prob = session.run(None, {"image": batch})
+    passed = prob[:, 1] > threshold
+    boxes = np.concatenate([boxes[passed, :4], prob[passed, 1:2]], axis=1)
+    reg = reg[passed]
+    keep = nms(boxes[:, :4], boxes[:, 4], NMS_RNET)
+    boxes, reg = boxes[keep], reg[keep]
+    return square(np.concatenate([regress(boxes[:, :4], reg, inclusive=True), boxes[:, 4:5]], axis=1))
+
+
+def run_onet(session: InferenceSession, table: np.ndarray, boxes: np.ndarray,
+             threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 3: final boxes (K, 5) and landmarks (K, 5, 2), all candidates in one batch."""
+    boxes, batch = _crops(table, boxes, ONET_SIZE)
+    if len(boxes) == 0:
+        return boxes, np.zeros((0, 5, 2), np.float32)
+    reg, points, prob = session.run(None, {"image": batch})
+    passed = prob[:, 1] > threshold
+    boxes = np.concatenate([boxes[passed, :4], prob[passed, 1:2]], axis=1)
+    reg, points = reg[passed], points[passed]
+    # Landmarks are fractions of the box the net saw (before regression), pixel-inclusive.
+    w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
+    h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+    xs = w * points[:, :5] + boxes[:, 0:1] - 1
+    ys = h * points[:, 5:] + boxes[:, 1:2] - 1
+    landmarks = np.stack([xs, ys], axis=2).astype(np.float32)
+    boxes = np.concatenate([regress(boxes[:, :4], reg, inclusive=True), boxes[:, 4:5]], axis=1)
+    keep = nms(boxes[:, :4], boxes[:, 4], NMS_ONET, mode="min", inclusive=True, ties="last")
+    return boxes[keep], landmarks[keep]
+
+
+def detect_faces(sessions: tuple[InferenceSession, InferenceSession, InferenceSession],
+                 image_bgr: np.ndarray, config: DetectorConfig) -> list[Detection]:
+    """The whole cascade on one BGR image; detections best score first."""
+    pnet, rnet, onet = sessions
+    height, width = image_bgr.shape[:2]
+    scales = pyramid_scales(height, width, config.min_face_size, config.scale_factor)
+    if not scales:
+        return []  # the image is smaller than the smallest face looked for
+    table = integral_image(to_network_image(image_bgr))
+    t1, t2, t3 = config.thresholds
+    boxes = run_pnet(pnet, table, scales, t1)
+    if len(boxes):
+        boxes = run_rnet(rnet, table, boxes, t2)
+    if len(boxes) == 0:
+        return []
+    boxes, landmarks = run_onet(onet, table, boxes, t3)
+    order = np.argsort(-boxes[:, 4], kind="stable")
+    return [Detection(box=boxes[i, :4].copy(), score=float(boxes[i, 4]), landmarks=landmarks[i].copy()) for i in order]
+
+
+# --------------------------------------------------------------------------- the detector
+
+
+class MTCNN:
+    """The face detector: three onnxruntime sessions and a config the GUI may swap at any time.
+
+    `detect` reads `config` once per call, so changing it from another thread between frames is
+    safe; `with_config` gives a second detector sharing the same sessions.
+    """
+
+    STAGES = ("pnet", "rnet", "onet")
+
+    def __init__(self, model_dir: str | Path | None = None, config: DetectorConfig = DetectorConfig()) -> None:
+        self.model_dir = Path(model_dir) if model_dir is not None else default_detector_dir()
+        self._sessions = tuple(self._load(stage) for stage in self.STAGES)
+        self.config = config
+        log.info("MTCNN from %s, %s", self.model_dir, config)
+
+    @classmethod
+    def _from_sessions(cls, model_dir: Path, sessions: tuple[InferenceSession, ...], config: DetectorConfig) -> MTCNN:
+        detector = cls.__new__(cls)
+        detector.model_dir = model_dir
+        detector._sessions = sessions
+        detector.config = config
+        return detector
+
+    def _load(self, stage: str) -> InferenceSession:
+        path = self.model_dir / f"{stage}.onnx"
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise DetectorLoadError(
+                f"cannot read {path}: {exc.strerror or exc} (regenerate with `mask-train export-detector`)"
+            ) from exc
+        try:
+            return create_session(data)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise DetectorLoadError(f"{path.name} is not a loadable ONNX model: {exc}") from exc
+
+    @property
+    def config(self) -> DetectorConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: DetectorConfig) -> None:
+        if not isinstance(config, DetectorConfig):
+            raise TypeError(f"config must be a DetectorConfig, not {type(config).__name__}")
+        self._config = config
+
+    def with_config(self, config: DetectorConfig) -> MTCNN:
+        """A detector with other settings over the same (already loaded) networks."""
+        return self._from_sessions(self.model_dir, self._sessions, config)
+
+    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
+        """Faces in a BGR uint8 H×W×3 image (as OpenCV reads it), best score first."""
+        return detect_faces(self._sessions, image_bgr, self.config)

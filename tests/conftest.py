@@ -1,0 +1,64 @@
+"""Shared fixtures: the real photos in ../shared/data and a small randomly initialised classifier."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The project's photo collections (never copied into the repo)."""
+    path = Path(os.environ.get("MASK_CHECKER_DATA", REPO.parent / "shared" / "data"))
+    if not path.is_dir():
+        pytest.skip(f"shared data folder not found at {path} (set MASK_CHECKER_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def scene_boxes(shared_data: Path) -> dict[str, list[dict[str, str]]]:
+    """face_mask_853's labelled boxes, grouped by image path (relative to its folder)."""
+    boxes: dict[str, list[dict[str, str]]] = {}
+    with open(shared_data / "face_mask_853" / "boxes.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            boxes.setdefault(row["path"], []).append(row)
+    return boxes
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    return REPO / "assets" / "samples"
+
+
+def build_random_classifier(path: Path, heads: str = "three", input_size: int = 64) -> Path:
+    """Export a randomly initialised network with real metadata: plumbing, not accuracy."""
+    pytest.importorskip("torch")
+    import torch
+
+    from core.labels import LABEL_NAMES, NUM_CLASSES
+    from core.metadata import ModelMetadata
+    from training.export import export_classifier
+    from training.model import MaskClassifier
+
+    torch.manual_seed(0)
+    if heads == "three":
+        head_sizes, names = None, dict(LABEL_NAMES)
+    else:
+        head_sizes, names = {"class": NUM_CLASSES}, {"class": tuple(f"c{i}" for i in range(NUM_CLASSES))}
+    model = MaskClassifier("mobilenetv3_small_050", heads=head_sizes)
+    config = model.data_config()
+    metadata = ModelMetadata(
+        heads=names, input_size=input_size, mean=config["mean"], std=config["std"], crop_margin=0.2,
+        model_version="test-random-0", training_data="none: random weights for tests",
+        architecture="mobilenetv3_small_050",
+    )
+    return export_classifier(model, metadata, path)
+
+
+@pytest.fixture(scope="session")
+def random_classifier(tmp_path_factory) -> Path:
+    return build_random_classifier(tmp_path_factory.mktemp("models") / "random.onnx")

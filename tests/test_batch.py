@@ -1,0 +1,158 @@
+"""`mask-checker batch` end to end: real photos, hostile files, every output, interruption."""
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from app.cli import main
+from core.analyzer import FaceAnalyzer
+from core.batch import BatchJob
+from core.config import AnalyzerConfig
+from core.labels import NUM_CLASSES
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def photo_dir(tmp_path, samples_dir, shared_data) -> Path:
+    """Two real scenes, a real single-face photo, and three files that are not usable images."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for sample in sorted(samples_dir.glob("*.jpg")):
+        shutil.copy(sample, folder / sample.name)
+    web = sorted((shared_data / "mask_web" / "without_mask").iterdir())[0]
+    shutil.copy(web, folder / "single.jpg")
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.jpg").write_text("this is not a photo")
+    data = (samples_dir / "scene_mixed.jpg").read_bytes()
+    (folder / "cut.jpg").write_bytes(data[:200])
+    return folder
+
+
+def test_csv_has_a_row_for_every_face_and_every_problem(photo_dir, tmp_path, random_classifier):
+    out = tmp_path / "results.csv"
+    assert main(["batch", str(photo_dir), "--out", str(out), "--model", str(random_classifier)]) == 0
+    rows = read_rows(out)
+    by_file: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        by_file.setdefault(Path(row["file"]).name, []).append(row)
+    assert set(by_file) == {p.name for p in photo_dir.iterdir()}
+    for bad in ("empty.jpg", "notes.jpg", "cut.jpg"):
+        (row,) = by_file[bad]
+        assert row["status"] == "error" and row["message"], row
+    for good in ("scene_mixed.jpg", "scene_incorrect.jpg"):
+        faces = by_file[good]
+        assert len(faces) >= 2 and all(r["status"] == "face" for r in faces)
+        for r in faces:
+            assert 0 <= int(r["class_id"]) < NUM_CLASSES
+            assert r["mask"] in ("wear", "incorrect", "not_wear")
+            total = sum(float(r[k]) for k in r if k.startswith("p_mask_"))
+            assert abs(total - 1) < 1e-3
+    assert [int(r["face"]) for r in by_file["scene_mixed.jpg"]] == list(range(len(by_file["scene_mixed.jpg"])))
+
+
+def test_json_nests_faces_per_image(photo_dir, tmp_path, random_classifier):
+    out = tmp_path / "results.json"
+    assert main(["batch", str(photo_dir), "--out", str(out), "--model", str(random_classifier)]) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["model"]["model_version"] == "test-random-0"
+    images = {Path(i["file"]).name: i for i in report["images"]}
+    assert len(images) == 6
+    assert images["notes.jpg"]["status"] == "error"
+    scene = images["scene_mixed.jpg"]
+    assert scene["status"] == "face" and len(scene["faces"]) >= 2
+    assert len(scene["faces"][0]["landmarks"]) == 5
+
+
+def test_submission_fills_every_row_and_keeps_info_csv(photo_dir, tmp_path, random_classifier):
+    info = tmp_path / "eval" / "info.csv"
+    info.parent.mkdir()
+    names = ["scene_mixed.jpg", "single.jpg", "notes.jpg", "missing.jpg"]
+    info.write_text("ImageID,ans\n" + "".join(f"{n},0\n" for n in names))
+    before = digest(info)
+    out = tmp_path / "sub.csv"
+    args = ["batch", str(photo_dir), "--out", str(tmp_path / "r.csv"), "--model", str(random_classifier),
+            "--submission", str(info), "--submission-out", str(out), "--fallback-class", "7"]
+    assert main(args) == 0
+    assert digest(info) == before
+    rows = read_rows(out)
+    assert [r["ImageID"] for r in rows] == names
+    answers = {r["ImageID"]: int(r["ans"]) for r in rows}
+    assert all(0 <= a < NUM_CLASSES for a in answers.values())
+    assert answers["notes.jpg"] == 7 and answers["missing.jpg"] == 7
+    faces = [r for r in read_rows(tmp_path / "r.csv") if r["file"].endswith("scene_mixed.jpg")]
+    largest = max(faces, key=lambda r: (float(r["x2"]) - float(r["x1"])) * (float(r["y2"]) - float(r["y1"])))
+    assert answers["scene_mixed.jpg"] == int(largest["class_id"])
+
+
+def test_submission_refuses_to_overwrite_info_csv(photo_dir, tmp_path, random_classifier):
+    info = tmp_path / "info.csv"
+    info.write_text("ImageID,ans\nsingle.jpg,0\n")
+    args = ["batch", str(photo_dir), "--model", str(random_classifier), "--out", str(tmp_path / "r.csv"),
+            "--submission", str(info), "--submission-out", str(info)]
+    assert main(args) == 2
+    assert info.read_text() == "ImageID,ans\nsingle.jpg,0\n"
+
+
+def test_annotate_into_the_input_folder_never_overwrites_an_input(photo_dir, tmp_path, random_classifier):
+    before = {p.name: digest(p) for p in photo_dir.iterdir()}
+    args = ["batch", str(photo_dir), "--out", str(tmp_path / "r.csv"), "--model", str(random_classifier),
+            "--annotate", str(photo_dir)]
+    assert main(args) == 0
+    for name, sha in before.items():
+        assert digest(photo_dir / name) == sha, f"{name} was overwritten"
+    annotated = photo_dir / "scene_mixed_annotated.jpg"
+    image = cv2.imread(str(annotated))
+    original = cv2.imread(str(photo_dir / "scene_mixed.jpg"))
+    assert image.shape == original.shape and not np.array_equal(image, original)
+
+
+def test_interrupt_leaves_a_valid_file_with_the_work_done(photo_dir, tmp_path, random_classifier):
+    out = tmp_path / "results.csv"
+    analyzer = FaceAnalyzer(AnalyzerConfig(classifier_path=random_classifier))
+    seen = []
+
+    def progress(result, summary):
+        seen.append(result.path.name)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    summary = BatchJob(paths=[photo_dir], out=out).run(analyzer, progress=progress)
+    assert summary.interrupted and summary.done == 2
+    rows = read_rows(out)
+    assert {Path(r["file"]).name for r in rows} == set(seen)
+    assert not list(tmp_path.glob(".results.csv*")), "temporary file left behind"
+
+
+def test_unknown_output_format_writes_nothing(photo_dir, tmp_path, random_classifier):
+    out = tmp_path / "results.xlsx"
+    assert main(["batch", str(photo_dir), "--out", str(out), "--model", str(random_classifier)]) == 2
+    assert not out.exists()
+
+
+def test_bad_model_file_is_a_clear_error(photo_dir, tmp_path, caplog):
+    model = tmp_path / "broken.onnx"
+    model.write_bytes(b"\x00" * 64)
+    out = tmp_path / "results.csv"
+    assert main(["batch", str(photo_dir), "--out", str(out), "--model", str(model)]) == 2
+    assert "broken.onnx" in caplog.text and not out.exists()
+
+
+def test_empty_folder_gives_a_header_only_file(tmp_path, random_classifier, caplog):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "results.csv"
+    assert main(["batch", str(empty), "--out", str(out), "--model", str(random_classifier)]) == 0
+    assert read_rows(out) == [] and "no images found" in caplog.text

@@ -1,0 +1,84 @@
+"""The classifier file format: metadata, refusal of bad files, batched prediction."""
+import numpy as np
+import onnx
+import pytest
+
+from core.classifier import Classifier, ClassifierLoadError
+from core.crop import to_input
+from core.labels import LABEL_NAMES
+from core.metadata import ModelMetadata, ModelMetadataError
+from core.ort import create_session
+from tests.conftest import build_random_classifier
+
+
+def _metadata(**changes) -> ModelMetadata:
+    values = dict(
+        heads=dict(LABEL_NAMES), input_size=96, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), crop_margin=0.15,
+        model_version="v7", training_data="faces", architecture="net",
+    )
+    values.update(changes)
+    return ModelMetadata(**values)
+
+
+def test_metadata_round_trips_through_props():
+    metadata = _metadata(age_boundary=58)
+    assert ModelMetadata.from_props(metadata.to_props()) == metadata
+
+
+def test_missing_metadata_is_named():
+    props = _metadata().to_props()
+    del props["mean"], props["crop_margin"]
+    with pytest.raises(ModelMetadataError, match="mean, crop_margin"):
+        ModelMetadata.from_props(props)
+
+
+def test_wrong_head_sizes_are_refused():
+    with pytest.raises(ModelMetadataError, match="gender"):
+        _metadata(heads={**LABEL_NAMES, "gender": ("a", "b", "c")})
+
+
+def test_random_classifier_predicts_distributions(random_classifier):
+    classifier = Classifier(random_classifier)
+    assert classifier.input_size == 64
+    crops = np.random.default_rng(1).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+    probs = classifier.predict(crops)
+    assert probs.mask.shape == (5, 3) and probs.gender.shape == (5, 2) and probs.age.shape == (5, 3)
+    for head in (probs.mask, probs.gender, probs.age):
+        assert np.allclose(head.sum(axis=1), 1.0, atol=1e-5)
+    # One batched call gives what single calls give.
+    single = np.concatenate([classifier.predict(crops[i : i + 1]).mask for i in range(5)])
+    assert np.allclose(single, probs.mask, atol=1e-5)
+
+
+def test_a_file_without_metadata_is_refused_with_what_is_missing(random_classifier, tmp_path):
+    proto = onnx.load(str(random_classifier))
+    del proto.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(proto, str(bare))
+    with pytest.raises(ClassifierLoadError, match="lacks mask_checker_format, heads, input_size"):
+        Classifier(bare)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model at all", b"\x08\x07" * 50])
+def test_garbage_files_are_refused(tmp_path, content):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(content)
+    with pytest.raises(ClassifierLoadError, match="model.onnx"):
+        Classifier(path)
+
+
+def test_missing_file_is_refused(tmp_path):
+    with pytest.raises(ClassifierLoadError, match="cannot read"):
+        Classifier(tmp_path / "nope.onnx")
+
+
+def test_single_18_way_head_is_marginalised(tmp_path):
+    path = build_random_classifier(tmp_path / "class18.onnx", heads="class")
+    classifier = Classifier(path)
+    crops = np.random.default_rng(2).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    probs = classifier.predict(crops)
+    batch = to_input(crops, classifier.metadata.mean, classifier.metadata.std)
+    joint = create_session(path).run(["class"], {"image": batch})[0].reshape(3, 3, 2, 3)
+    assert np.allclose(probs.mask, joint.sum(axis=(2, 3)), atol=1e-6)
+    assert np.allclose(probs.gender, joint.sum(axis=(1, 3)), atol=1e-6)
+    assert np.allclose(probs.age, joint.sum(axis=(1, 2)), atol=1e-6)

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from core.crop import crop_face, square_box, to_input
+
+
+def test_square_box_is_centred_and_grown_by_the_margin():
+    box = square_box([10, 20, 30, 60], margin=0.25)  # 20 wide, 40 tall
+    side = 40 * 1.5
+    assert box[2] - box[0] == pytest.approx(side)
+    assert box[3] - box[1] == pytest.approx(side)
+    assert (box[0] + box[2]) / 2 == pytest.approx(20)
+    assert (box[1] + box[3]) / 2 == pytest.approx(40)
+
+
+def test_crop_takes_the_right_pixels():
+    image = np.zeros((100, 100, 3), np.uint8)
+    image[40:60, 40:60] = (0, 0, 255)  # a red square
+    crop = crop_face(image, [40, 40, 60, 60], margin=0.0, size=20)
+    assert crop.shape == (20, 20, 3)
+    assert (crop == (0, 0, 255)).all()
+
+
+def test_crop_at_the_edge_pads_with_black_and_keeps_scale():
+    image = np.full((50, 50, 3), 200, np.uint8)
+    crop = crop_face(image, [-10, -10, 10, 10], margin=0.0, size=20)
+    assert crop.shape == (20, 20, 3)
+    assert (crop[:10, :10] == 0).all()  # outside the image
+    assert (crop[10:, 10:] == 200).all()  # inside
+
+
+def test_crop_fully_outside_is_black_not_an_error():
+    crop = crop_face(np.full((20, 20, 3), 9, np.uint8), [100, 100, 120, 120], margin=0.1, size=8)
+    assert crop.shape == (8, 8, 3) and not crop.any()
+
+
+def test_to_input_is_rgb_normalised_nchw():
+    crop = np.zeros((2, 4, 4, 3), np.uint8)
+    crop[..., 2] = 255  # red in BGR
+    out = to_input(crop, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    assert out.shape == (2, 3, 4, 4) and out.dtype == np.float32
+    assert np.allclose(out[:, 0], 1.0)  # R channel first
+    assert np.allclose(out[:, 1:], -1.0)

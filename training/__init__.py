@@ -1,0 +1,1 @@
+"""mask-train: from labelled photos to the ONNX classifier the app loads (torch side)."""
