@@ -156,3 +156,65 @@ def test_empty_folder_gives_a_header_only_file(tmp_path, random_classifier, capl
     out = tmp_path / "results.csv"
     assert main(["batch", str(empty), "--out", str(out), "--model", str(random_classifier)]) == 0
     assert read_rows(out) == [] and "no images found" in caplog.text
+
+
+def make_hostile_folder(root: Path, photo: Path) -> dict[str, str]:
+    """Every awkward input the batch must survive; returns name → expected status kind."""
+    from PIL import Image
+
+    root.mkdir()
+    expected: dict[str, str] = {}
+    rgb = Image.open(photo).convert("RGB")
+
+    def put(name: str, kind: str, data: bytes | None = None, image: Image.Image | None = None, **save) -> None:
+        path = root / name
+        if image is not None:
+            image.save(path, **save)
+        else:
+            path.write_bytes(data or b"")
+        expected[name] = kind
+
+    put("zero.jpg", "error", b"")
+    put("truncated.jpg", "ok", photo.read_bytes()[: len(photo.read_bytes()) // 2])
+    put("text.jpg", "error", b"hello, I am not a photo\n")
+    put("one_pixel.png", "ok", image=Image.new("RGB", (1, 1), (9, 9, 9)))
+    sixteen = np.full((64, 64), 40000, np.uint16)
+    ok, encoded = cv2.imencode(".png", sixteen)
+    put("sixteen_bit.png", "ok", encoded.tobytes())
+    put("cmyk.jpg", "ok", image=rgb.convert("CMYK"), format="JPEG")
+    put("rgba.png", "ok", image=rgb.convert("RGBA"))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    put("rotated.jpg", "ok", image=rgb.rotate(90, expand=True), format="JPEG", exif=exif.tobytes())
+    put("huge.png", "error", image=Image.new("L", (3000, 2000)))  # 6 Mpx, over the 5 Mpx limit used below
+    put("фото 日本.jpg", "ok", photo.read_bytes())
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    expected["loop"] = "error"
+    (root / "dangling.jpg").symlink_to(root / "nowhere.jpg")
+    expected["dangling.jpg"] = "error"
+    (root / "folder.jpg").mkdir()
+    (root / "empty_sub").mkdir()
+    return expected
+
+
+def test_hostile_files_never_stop_the_batch_and_none_is_lost(tmp_path, shared_data, random_classifier):
+    photo = sorted((shared_data / "mask_web" / "without_mask").iterdir())[0]
+    folder = tmp_path / "hostile"
+    expected = make_hostile_folder(folder, photo)
+    out = tmp_path / "results.csv"
+    args = ["batch", str(folder), "-r", "--max-mpx", "5", "--out", str(out), "--model", str(random_classifier)]
+    assert main(args) == 0
+    rows = read_rows(out)
+    status = {}
+    for row in rows:
+        status.setdefault(Path(row["file"]).name, set()).add(row["status"])
+    for name, kind in expected.items():
+        assert name in status, f"{name} has no row"
+        if kind == "error":
+            assert status[name] == {"error"}, name
+        else:
+            assert status[name] <= {"face", "no_face"}, (name, status[name])
+    reasons = {Path(r["file"]).name: r["message"] for r in rows if r["status"] == "error"}
+    assert "limit" in reasons["huge.png"] and "empty" in reasons["zero.jpg"]
+    assert "truncated" in next(r["message"] for r in rows if r["file"].endswith("truncated.jpg"))
+    assert status["фото 日本.jpg"] == {"face"} and status["rotated.jpg"] == {"face"}
