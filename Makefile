@@ -20,7 +20,7 @@ $(VENV)/.dev: pyproject.toml | $(PY)
 	touch $@ $(VENV)/.runtime
 
 run: $(VENV)/.runtime
-	$(VENV)/bin/mask-checker batch assets/samples --out out/sample_results.csv --annotate out/annotated
+	$(VENV)/bin/mask-checker
 
 test: $(VENV)/.dev
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
@@ -28,6 +28,7 @@ test: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(PY) bench/analyzer.py
 	$(PY) bench/batch.py
+	$(PY) bench/train_cache.py
 
 clean:
 	rm -rf out build dist .pytest_cache

@@ -28,10 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mask-checker",
         description="Find every face and tell whether the mask is worn properly, wrongly or not at all, "
-        "with gender and age group.",
+        "with gender and age group. With no command, opens the desktop app.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    parser.add_argument(
+        "--source", metavar="SOURCE",
+        help="desktop app: start reading SOURCE at once (a video file, an rtsp:// or http:// URL, or a camera index)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     batch = commands.add_parser(
@@ -105,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     if args.command is None:
-        parser.print_help()
-        return 0
+        from app.gui import run_app  # Qt is imported only for the window, not for `batch`
+
+        return run_app(args.source)
     return args.func(args)
 
 

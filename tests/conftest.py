@@ -62,3 +62,41 @@ def build_random_classifier(path: Path, heads: str = "three", input_size: int = 
 @pytest.fixture(scope="session")
 def random_classifier(tmp_path_factory) -> Path:
     return build_random_classifier(tmp_path_factory.mktemp("models") / "random.onnx")
+
+
+# ------------------------------------------------------------------------------- GUI tests
+
+
+@pytest.fixture
+def gui_store(tmp_path: Path):
+    """Settings in a temporary INI file (the GUI tests never touch the user's real settings)."""
+    from PySide6.QtCore import QSettings
+
+    store = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    store.setValue("snapshot/folder", str(tmp_path / "snapshots"))
+    return store
+
+
+@pytest.fixture(scope="session")
+def scene_video(shared_data: Path, tmp_path_factory) -> Path:
+    """30 frames (10 fps, 640x480 MJPG) of a photo with several bare and masked faces."""
+    from tests.gui_support import SCENE, make_scene_video
+
+    return make_scene_video(tmp_path_factory.mktemp("video") / "scene.avi", shared_data / "face_mask_853" / "images" / SCENE)
+
+
+@pytest.fixture
+def make_window(qtbot, gui_store):
+    """Builds a MainWindow (no camera probing unless asked) and closes it after the test."""
+    from app.main_window import MainWindow
+
+    def build(**kwargs):
+        kwargs.setdefault("store", gui_store)
+        kwargs.setdefault("camera_probe", lambda: [])
+        window = MainWindow(**kwargs)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitUntil(lambda: window.model_info is not None, timeout=60_000)
+        return window
+
+    return build

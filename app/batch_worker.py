@@ -1,0 +1,125 @@
+"""Batch labelling in the background: the CLI's BatchJob.run in a worker thread, with Cancel.
+
+The worker builds its own FaceAnalyzer (from the same detector settings and model file as the
+live view), so no analyzer is ever shared between threads.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+from app.model_card import ModelInfo
+from core.analyzer import FaceAnalyzer
+from core.batch import BatchJob, BatchOptions, BatchSummary, ImageResult
+from core.config import AnalyzerConfig, DetectorConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AnalyzerSpec:
+    """How to build an analyzer equal to the live one: detector settings and classifier file."""
+
+    detector: DetectorConfig
+    classifier_path: Path | None
+
+    def build(self) -> FaceAnalyzer:
+        return FaceAnalyzer(AnalyzerConfig(detector=self.detector, classifier_path=self.classifier_path))
+
+
+class BatchWorker(QObject):
+    modelInfo = Signal(object)  # ModelInfo of the analyzer this job runs with
+    progress = Signal(object, int, int)  # ImageResult, done, files
+    finished = Signal(object)  # BatchSummary
+    failed = Signal(str)
+
+    def __init__(self, paths: Sequence[Path], spec: AnalyzerSpec, recursive: bool) -> None:
+        super().__init__()
+        self.paths = list(paths)
+        self.spec = spec
+        self.recursive = recursive
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Thread-safe: the job stops after the image in progress, keeping what was done."""
+        self._cancel.set()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            analyzer = self.spec.build()
+            self.modelInfo.emit(ModelInfo.of(analyzer.classifier))
+            # centre_fallback: a no-face image still gets a guess, for a submission export.
+            options = BatchOptions(centre_fallback=analyzer.classifier is not None)
+            job = BatchJob(paths=self.paths, recursive=self.recursive, options=options)
+            summary = job.run(analyzer, progress=self._report, should_stop=self._cancel.is_set)
+        except Exception as exc:  # a bad model or an unreadable folder list: say so, do not crash
+            log.exception("batch failed")
+            self.failed.emit(str(exc))
+            return
+        self.finished.emit(summary)
+
+    def _report(self, result: ImageResult, summary: BatchSummary) -> None:
+        self.progress.emit(result, summary.done, summary.files)
+
+
+class BatchController(QObject):
+    """Starts one batch at a time in its own thread and relays its signals to the window."""
+
+    started = Signal(int)  # number of paths given
+    modelInfo = Signal(object)
+    progress = Signal(object, int, int)
+    finished = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread: QThread | None = None
+        self._worker: BatchWorker | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self, paths: Sequence[Path], spec: AnalyzerSpec, recursive: bool) -> bool:
+        if self._thread is not None:
+            return False
+        thread = QThread(self)
+        thread.setObjectName("batch")
+        worker = BatchWorker(paths, spec, recursive)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.modelInfo.connect(self.modelInfo)
+        worker.progress.connect(self.progress)
+        worker.finished.connect(self.finished)
+        worker.failed.connect(self.failed)
+        # Direct: quit from the worker's thread, so it works even while the UI thread waits in shutdown.
+        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+        worker.failed.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+        thread.finished.connect(self._done)
+        self._thread, self._worker = thread, worker
+        thread.start()
+        self.started.emit(len(paths))
+        return True
+
+    def cancel(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+
+    def shutdown(self) -> None:
+        if self._thread is not None:
+            self.cancel()  # BatchJob checks after each image
+            self._thread.wait()
+
+    @Slot()
+    def _done(self) -> None:
+        if self._worker is not None:
+            self._worker.deleteLater()
+        if self._thread is not None:
+            self._thread.deleteLater()
+        self._thread = self._worker = None

@@ -1,0 +1,51 @@
+"""Starting the desktop app: the QApplication, high-DPI policy, settings identity, the window."""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from app import __version__
+from app.sources import Source
+
+log = logging.getLogger(__name__)
+
+
+def parse_source(text: str) -> Source:
+    """A camera index ("0"), a stream URL or a video file path, as typed on the command line."""
+    if text.isdigit():
+        return Source.camera(int(text))
+    if "://" in text:
+        return Source.url(text)
+    return Source.file(Path(text).expanduser().resolve())
+
+
+def run_app(source: str | None = None) -> int:
+    """Open the main window (and start `source` if given); returns the exit code."""
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName("MaskChecker")
+    app.setApplicationName("Mask Checker")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("mask-checker")
+
+    from app.main_window import MainWindow  # after QApplication: widgets need it
+
+    window = MainWindow()
+    window.show()
+    if source:
+        window.open_source(parse_source(source))
+    # Ctrl-C or a termination request closes the window the normal way (threads stopped, state
+    # saved) instead of raising KeyboardInterrupt inside a Qt slot. Python runs signal handlers
+    # only between bytecodes, so a timer gives it a chance while Qt idles.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: window.close())
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(250)
+    return app.exec()
