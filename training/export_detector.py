@@ -2,14 +2,12 @@
 
 The runtime never imports torch: it runs these three files with onnxruntime. The weights are
 the ones shipped inside the facenet_pytorch wheel (facenet_pytorch/data/*.pt), so exporting
-needs no network. Each file is checked against torch before it replaces what is on disk, so a
-broken export never overwrites a working model.
+needs no network. All three are checked against torch before any replaces what is on disk, so
+a broken export never overwrites a working set.
 """
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version as _dist_version
@@ -20,7 +18,9 @@ import onnx
 import torch
 from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
 
+from core.atomic import atomic_open
 from core.ort import create_session
+from training.export import ExportError
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def _verify(stage: StageSpec, net: torch.nn.Module, model_bytes: bytes) -> float
     got_inputs = [i.name for i in session.get_inputs()]
     got_outputs = [o.name for o in session.get_outputs()]
     if got_inputs != [INPUT_NAME] or got_outputs != list(stage.outputs):
-        raise RuntimeError(f"{stage.name}: exported names {got_inputs} -> {got_outputs} are not as specified")
+        raise ExportError(f"{stage.name}: exported names {got_inputs} -> {got_outputs} are not as specified")
     rng = np.random.default_rng(0)
     # A different shape from the export sample, so the dynamic axes are exercised too.
     n, c, h, w = stage.sample_shape
@@ -138,41 +138,27 @@ def _verify(stage: StageSpec, net: torch.nn.Module, model_bytes: bytes) -> float
     for name, a, b in zip(stage.outputs, ours, ref, strict=True):
         b = b.numpy()
         if a.shape != b.shape:
-            raise RuntimeError(f"{stage.name}.{name}: onnxruntime shape {a.shape} != torch {b.shape}")
+            raise ExportError(f"{stage.name}.{name}: onnxruntime shape {a.shape} != torch {b.shape}")
         worst = max(worst, float(np.abs(a - b).max()))
     if worst >= TOLERANCE:
-        raise RuntimeError(f"{stage.name}: onnxruntime differs from torch by {worst:.3g} (limit {TOLERANCE})")
+        raise ExportError(f"{stage.name}: onnxruntime differs from torch by {worst:.3g} (limit {TOLERANCE})")
     return worst
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write next to the target, then rename: a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give it a normal file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write(path: Path, data: bytes) -> None:
+    """Atomically: a reader (or a crash) never sees half a model."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
 
 
 def origin_text() -> str:
     """ORIGIN.md: where the weights come from and how the files are used and rebuilt."""
-    rows = "\n".join(
-        f"| `{s.name}.onnx` | `{INPUT_NAME}` N×3×{'H×W (H, W ≥ 12)' if s.spatial_dynamic else f'{s.sample_shape[2]}×{s.sample_shape[3]}'} "
-        f"| {', '.join(f'`{o}`' for o in s.outputs)} |"
-        for s in STAGES
-    )
+    def row(stage: StageSpec) -> str:
+        size = "H×W (H, W ≥ 12)" if stage.spatial_dynamic else f"{stage.sample_shape[2]}×{stage.sample_shape[3]}"
+        outputs = ", ".join(f"`{o}`" for o in stage.outputs)
+        return f"| `{stage.name}.onnx` | `{INPUT_NAME}` N×3×{size} | {outputs} |"
+
+    rows = "\n".join(row(stage) for stage in STAGES)
     return f"""# MTCNN face detector (ONNX)
 
 ## Where the weights come from
@@ -212,17 +198,22 @@ facenet-pytorch's `detect_face.py`.
 
 
 def export_detector(out_dir: Path) -> list[Path]:
-    """Export pnet.onnx, rnet.onnx, onet.onnx and ORIGIN.md into `out_dir`; return the model paths."""
+    """Export pnet.onnx, rnet.onnx, onet.onnx and ORIGIN.md into `out_dir`; return the model paths.
+
+    All three are exported and checked before any is written, so a failure leaves the old set
+    whole (raises ExportError).
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    exported: list[tuple[Path, bytes]] = []
     for stage in STAGES:
         net = _load(stage)
         model_bytes = _to_proto(stage, net).SerializeToString()
         worst = _verify(stage, net, model_bytes)
-        path = out_dir / f"{stage.name}.onnx"
-        _write_atomic(path, model_bytes)
-        log.info("wrote %s (%d bytes, max |ort - torch| = %.2g)", path, len(model_bytes), worst)
-        written.append(path)
-    _write_atomic(out_dir / "ORIGIN.md", origin_text().encode("utf-8"))
-    return written
+        log.info("%s: exported and checked, max |onnxruntime - torch| = %.2g", stage.name, worst)
+        exported.append((out_dir / f"{stage.name}.onnx", model_bytes))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path, model_bytes in exported:
+        _write(path, model_bytes)
+        log.info("wrote %s (%d bytes)", path, len(model_bytes))
+    _write(out_dir / "ORIGIN.md", origin_text().encode("utf-8"))
+    return [path for path, _ in exported]
