@@ -3,20 +3,62 @@
 Each sub-command is a thin function over a library call; to add one, write `_cmd_x(args) -> int`
 and register it in `_build_parser` with `set_defaults(func=_cmd_x)`. Heavy imports (torch)
 happen inside the command, so `--help` stays fast.
+
+Options map one to one onto the fields of the sub-command's dataclass in training/config.py;
+`--config FILE.toml` supplies any of them (top-level keys or a `[command]` table) and the
+command line overrides the file.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from core.config import default_detector_dir
+from training.config import (
+    ConfigError,
+    EvaluateConfig,
+    ExportConfig,
+    PredictConfig,
+    PrepareConfig,
+    SplitConfig,
+    TrainConfig,
+    load_toml,
+    make_config,
+)
 
 log = logging.getLogger(__name__)
 
 #: Libraries that log every graph pass at INFO; shown only with --verbose.
 _CHATTY_LOGGERS = ("onnxscript", "onnx_ir", "torch.onnx", "torch.export", "torch._export")
+
+
+def _config(cls: type, args: argparse.Namespace):
+    """The sub-command's dataclass from its defaults, --config and the options given."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    overrides = {k: v for k, v in vars(args).items() if k in names}
+    return make_config(cls, load_toml(args.config), args.command, **overrides)
+
+
+def _pairs(items: list[str], option: str, convert=str) -> dict:
+    """["a=b", ...] -> {"a": b}."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{option} takes NAME=VALUE, not {item!r}")
+        try:
+            out[key] = convert(value)
+        except ValueError as exc:
+            raise ConfigError(f"{option} {item!r}: {exc}") from exc
+    return out
+
+
+# ------------------------------------------------------------------------------------ commands
 
 
 def _cmd_export_detector(args: argparse.Namespace) -> int:
@@ -25,6 +67,243 @@ def _cmd_export_detector(args: argparse.Namespace) -> int:
     paths = export_detector(args.out)
     log.info("exported %d detector models to %s", len(paths), args.out)
     return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from training.prepare import prepare
+
+    if "class_map" in args:
+        args.class_map = _pairs(args.class_map, "--class-map")
+    summary = prepare(_config(PrepareConfig, args))
+    return 130 if summary.interrupted else 0 if summary.status["ok"] else 1
+
+
+def _cmd_split(args: argparse.Namespace) -> int:
+    from training.split import split
+
+    split(_config(SplitConfig, args))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from training.train import train
+
+    if "head_weights" in args:
+        args.head_weights = _pairs(args.head_weights, "--head-weights", float)
+    summary = train(_config(TrainConfig, args))
+    return 130 if summary.interrupted else 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import evaluate
+
+    evaluate(_config(EvaluateConfig, args))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from training.export_run import export_run
+
+    path = export_run(_config(ExportConfig, args))
+    log.info("wrote %s", path)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from training.predict import predict
+
+    summary = predict(_config(PredictConfig, args))
+    return 130 if summary.interrupted else 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from training.synth import SynthError, synthesize, write_contact_sheet
+
+    if args.out is None and args.contact_sheet is None:
+        log.error("synth: give --out DIR, --contact-sheet FILE.png, or both")
+        return 2
+    try:
+        summary = None
+        if args.out is not None:
+            summary = synthesize(args.source, args.out, per_face=args.per_face, seed=args.seed, limit=args.limit,
+                                 workers=args.workers, min_face=args.min_face)
+        if args.contact_sheet is not None and not (summary and summary.interrupted):
+            write_contact_sheet(args.source, args.contact_sheet, seed=args.seed, limit=args.limit)
+    except SynthError as exc:
+        log.error("%s", exc)
+        return 2
+    return 130 if summary and summary.interrupted else 0
+
+
+# ------------------------------------------------------------------------------------ parser
+
+
+def _default(cls: type, name: str):
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def _option(parser: argparse.ArgumentParser, cls: type, name: str, *flags: str, help: str, **kwargs) -> None:
+    """An option for dataclass field `name`, absent from the namespace unless given (so the
+    TOML file and the dataclass default apply), its help ending with the default."""
+    default = _default(cls, name)
+    shown = default
+    if isinstance(default, (tuple, list)):
+        shown = " ".join(str(v) for v in default)
+    elif isinstance(default, dict):
+        shown = " ".join(f"{k}={v}" for k, v in default.items())
+    if kwargs.get("action") not in ("store_true", "store_false") and shown not in (None, "", ()):
+        help = f"{help} (default: {shown})"
+    parser.add_argument(*(flags or (f"--{name.replace('_', '-')}",)), dest=name, default=argparse.SUPPRESS, help=help, **kwargs)
+
+
+def _command(commands, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=help, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE.toml", help="settings file (the command line wins)")
+    return parser
+
+
+def _add_prepare(commands) -> None:
+    C = PrepareConfig
+    p = _command(commands, "prepare", "detect faces in labelled photos and cache their crops",
+                 "Read datasets, find each photo's face with core's MTCNN, save core's crop to the cache\n"
+                 "with manifest.csv and problems.csv. Resumable: a rerun skips photos already done.\n\n"
+                 "Dataset layouts (--data KIND=PATH, or PATH alone when recognisable):\n"
+                 "  competition=DIR  DIR/train.csv (id,gender,race,age,path) + DIR/images/<path>/{mask1..5,incorrect_mask,normal}.*\n"
+                 "  utkface=DIR      <age>_<gender>_<race>_<date>.jpg names (gender 0 male, 1 female)\n"
+                 "  folders=DIR      DIR/<class>/*.jpg, class folder -> mask label (see --class-map)\n"
+                 "  csv=FILE         columns path[,person_id,mask,gender,age,source]; empty cell = unknown")
+    _option(p, C, "data", "--data", action="append", metavar="KIND=PATH", help="a dataset (repeatable)")
+    _option(p, C, "cache", type=Path, metavar="DIR", help="cache folder")
+    _option(p, C, "input_size", type=int, metavar="PX", help="classifier input size")
+    _option(p, C, "crop_margin", type=float, metavar="M", help="crop margin (core.crop.square_box), as at runtime")
+    _option(p, C, "context", type=float, metavar="X", help="cached crop = X × the runtime crop, for augmentation room")
+    _option(p, C, "min_face", type=int, metavar="PX", help="smallest face the detector looks for")
+    _option(p, C, "thresholds", type=float, nargs=3, metavar=("P", "R", "O"), help="detector thresholds")
+    _option(p, C, "no_face", choices=("pad", "skip"), help="no face found: pad the border and retry, or skip")
+    _option(p, C, "workers", type=int, metavar="N", help="decoding threads")
+    _option(p, C, "class_map", "--class-map", action="append", metavar="FOLDER=LABEL",
+            help="folders layout: map a class folder to wear, incorrect, not_wear or skip (repeatable; "
+                 "defaults: with_mask=wear without_mask=not_wear incorrect_mask=incorrect mask_weared_incorrect=incorrect)")
+    _option(p, C, "strict", action="store_true", help="refuse to run when a dataset reports errors")
+    p.set_defaults(func=_cmd_prepare)
+
+
+def _add_split(commands) -> None:
+    C = SplitConfig
+    p = _command(commands, "split", "person-level stratified k-fold into <cache>/folds.csv",
+                 "Assign every person of the cache to one fold, stratified on the person's mask states,\n"
+                 "gender and age group. Every later run reads the same folds.csv.")
+    _option(p, C, "cache", type=Path, metavar="DIR", help="cache folder")
+    _option(p, C, "folds", type=int, metavar="K", help="number of folds")
+    _option(p, C, "seed", type=int, help="shuffling seed")
+    _option(p, C, "age_boundary", type=int, metavar="YEARS", help="start of the oldest age group, for the strata")
+    p.set_defaults(func=_cmd_split)
+
+
+def _add_train(commands) -> None:
+    C = TrainConfig
+    p = _command(commands, "train", "train a classifier on the cache",
+                 "Train a timm trunk with mask/gender/age heads (or one 18-way head) on the cached crops,\n"
+                 "validating on --fold. Checkpoints every epoch; --resume continues an interrupted run.")
+    _option(p, C, "cache", type=Path, metavar="DIR", help="cache folder")
+    _option(p, C, "run_dir", type=Path, metavar="DIR", help="run folder (default: <cache>/runs/<model>_fold<K>)")
+    _option(p, C, "fold", type=int, metavar="K", help="validation fold")
+    _option(p, C, "model", metavar="NAME", help="timm architecture")
+    _option(p, C, "weights", type=Path, metavar="FILE", help="backbone weights (.pt state dict or .safetensors); none: random init")
+    _option(p, C, "single_head", action="store_true", help="one 18-way head instead of three (fully labelled data only)")
+    _option(p, C, "epochs", type=int, help="epochs")
+    _option(p, C, "batch_size", type=int, help="batch size")
+    _option(p, C, "lr", type=float, help="peak learning rate (AdamW, cosine schedule)")
+    _option(p, C, "weight_decay", type=float, help="AdamW weight decay")
+    _option(p, C, "warmup_epochs", type=float, help="linear warm-up")
+    _option(p, C, "drop_rate", type=float, help="dropout before the heads")
+    _option(p, C, "label_smoothing", type=float, help="label smoothing")
+    _option(p, C, "focal_gamma", type=float, help="focal loss gamma (0: plain cross-entropy)")
+    _option(p, C, "class_weights", action="store_true", help="inverse-frequency class weights in the loss")
+    _option(p, C, "sampler", choices=("random", "weighted"), help="weighted: balance the mask·gender·age combinations")
+    _option(p, C, "head_weights", nargs="+", metavar="HEAD=W", help="loss weight per head")
+    _option(p, C, "age_boundary", type=int, metavar="YEARS", help="start of the oldest age group (58 moves 58-59 into 60+)")
+    _option(p, C, "flip", "--no-flip", action="store_false", help="no horizontal flips")
+    _option(p, C, "color_jitter", type=float, help="brightness/contrast/saturation jitter")
+    _option(p, C, "scale", type=float, nargs=2, metavar=("MIN", "MAX"), help="random crop side relative to the runtime crop")
+    _option(p, C, "shift", type=float, help="random crop centre shift (fraction of the side)")
+    _option(p, C, "cutout", type=float, metavar="P", help="probability of a cut-out square")
+    _option(p, C, "mixup", type=float, metavar="ALPHA", help="mixup Beta alpha (0: off)")
+    _option(p, C, "cutmix", type=float, metavar="ALPHA", help="cutmix Beta alpha (0: off)")
+    _option(p, C, "patience", type=int, help="early stopping: epochs without a better validation macro-F1")
+    _option(p, C, "seed", type=int, help="seed")
+    _option(p, C, "device", choices=("auto", "cuda", "mps", "cpu"), help="device")
+    _option(p, C, "amp", choices=("auto", "on", "off"), help="mixed precision (auto: on CUDA)")
+    _option(p, C, "workers", type=int, metavar="N", help="DataLoader worker processes")
+    _option(p, C, "threads", type=int, metavar="N", help="torch CPU threads")
+    _option(p, C, "resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.set_defaults(func=_cmd_train)
+
+
+def _add_evaluate(commands) -> None:
+    C = EvaluateConfig
+    p = _command(commands, "evaluate", "score a run on its validation fold",
+                 "Per-head macro-F1 and accuracy, 18-class macro-F1, confusion matrices (PNG), errors by\n"
+                 "age and report.md, for the run's best checkpoint or (--onnx) an exported model through core.")
+    _option(p, C, "run_dir", type=Path, metavar="DIR", help="run folder")
+    _option(p, C, "cache", type=Path, metavar="DIR", help="cache folder (default: the run's)")
+    _option(p, C, "onnx", type=Path, metavar="FILE", help="evaluate this exported model instead of the checkpoint")
+    _option(p, C, "fold", type=int, metavar="K", help="fold (default: the run's validation fold)")
+    _option(p, C, "out", type=Path, metavar="DIR", help="output folder (default: <run>/eval)")
+    _option(p, C, "batch_size", type=int, help="batch size")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _add_export(commands) -> None:
+    C = ExportConfig
+    p = _command(commands, "export", "export a run's best checkpoint to the ONNX file the app loads",
+                 "Write the classifier with its metadata (heads, input size, mean/std, crop margin, version,\n"
+                 "training data, architecture, age boundary) after checking onnxruntime against torch on\n"
+                 "real crops from the cache; a failing model is not written.")
+    _option(p, C, "run_dir", type=Path, metavar="DIR", help="run folder")
+    _option(p, C, "out", type=Path, metavar="FILE", help="output file (default: <run>/classifier.onnx)")
+    _option(p, C, "cache", type=Path, metavar="DIR", help="cache folder (default: the run's)")
+    _option(p, C, "model_version", metavar="TEXT", help="version string (default: <model>-fold<K>-e<epoch>)")
+    _option(p, C, "check_crops", type=int, metavar="N", help="cached crops compared between torch and onnxruntime")
+    p.set_defaults(func=_cmd_export)
+
+
+def _add_predict(commands) -> None:
+    C = PredictConfig
+    p = _command(commands, "predict", "classify a folder through core with an exported model",
+                 "Run core's batch path (FaceAnalyzer + BatchJob, as `mask-checker batch`) over DIR and\n"
+                 "write one CSV row per face.")
+    p.add_argument("folder", type=Path, metavar="DIR", help="folder of photos")
+    _option(p, C, "model", type=Path, metavar="FILE", help="exported classifier")
+    _option(p, C, "out", type=Path, metavar="FILE", help="CSV to write")
+    _option(p, C, "recursive", "-r", "--recursive", action="store_true", help="walk subfolders")
+    _option(p, C, "min_face", type=int, metavar="PX", help="smallest face the detector looks for")
+    _option(p, C, "thresholds", type=float, nargs=3, metavar=("P", "R", "O"), help="detector thresholds")
+    p.set_defaults(func=_cmd_predict)
+
+
+def _add_synth(commands) -> None:
+    p = commands.add_parser(
+        "synth", help="render masks (correct, wrong, none) on unmasked faces",
+        description="Draw masks on UTKFace-style face chips from MTCNN's landmarks: correct (nose bridge to chin),\n"
+                    "incorrect (nose out or chin out) or none. Writes DIR/images/*.jpg and DIR/manifest.csv\n"
+                    "(path, person_id, mask, gender, age, source, style, placement, x1..y2 = the bare face's box);\n"
+                    "`prepare --data csv=DIR/manifest.csv` reads it. Same --seed, same bytes. Resumable.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", type=Path, metavar="SOURCE", help="labels.csv (path, age, gender), a folder holding one, or a folder of UTKFace-named files")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output folder")
+    p.add_argument("--per-face", type=int, choices=(1, 3), default=1, help="1: one outcome per face, balanced; 3: all three (default: 1)")
+    p.add_argument("--limit", type=int, metavar="N", help="first N faces only")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="threads (default: 1)")
+    p.add_argument("--min-face", type=int, default=40, metavar="PX", help="smallest face the detector looks for (default: 40)")
+    p.add_argument("--contact-sheet", type=Path, metavar="FILE.png", help="also write a style x placement sample sheet")
+    p.set_defaults(func=_cmd_synth)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -43,6 +322,8 @@ def _build_parser() -> argparse.ArgumentParser:
         help="output folder (default: %(default)s)",
     )
     export.set_defaults(func=_cmd_export_detector)
+    for add in (_add_prepare, _add_split, _add_train, _add_evaluate, _add_export, _add_predict, _add_synth):
+        add(commands)
     return parser
 
 
@@ -55,7 +336,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         for name in _CHATTY_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
-    return int(args.func(args))
+    try:
+        with logging_redirect_tqdm():  # log lines above the progress bars, not through them
+            return int(args.func(args))
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,216 @@
+"""mask-train end to end on a tiny competition-layout set: prepare → split → train → interrupt and
+resume → evaluate → export → load in core and classify. Plumbing, not accuracy."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("timm")
+
+import torch  # noqa: E402
+
+from core.analyzer import FaceAnalyzer  # noqa: E402
+from core.classifier import Classifier  # noqa: E402
+from core.config import AnalyzerConfig  # noqa: E402
+from core.crop import crop_face, to_input  # noqa: E402
+from core.imageio import load_image  # noqa: E402
+from core.labels import LABEL_NAMES  # noqa: E402
+from training import checkpoint  # noqa: E402
+from training.cache import Cache  # noqa: E402
+from training.cli import main  # noqa: E402
+from training.config import PrepareConfig, TrainConfig  # noqa: E402
+from training.evaluate import load_best, model_from_state, runtime_crops  # noqa: E402
+from training.prepare import prepare  # noqa: E402
+from training.train import train  # noqa: E402
+from tests.train_helpers import layout_competition  # noqa: E402
+
+MODEL = "mobilenetv3_small_050"
+SIZE = 64
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, shared_data) -> Path:
+    root = tmp_path_factory.mktemp("train_e2e")
+    layout_competition(root / "competition", shared_data, people=8)
+    return root
+
+
+def _train_config(cache: Path, run_dir: Path, **changes) -> TrainConfig:
+    values = dict(
+        cache=cache, run_dir=run_dir, model=MODEL, epochs=2, batch_size=16, workers=0, threads=2,
+        device="cpu", seed=3, warmup_epochs=0.5, mixup=0.2, patience=5,
+    )
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def test_prepare_split_train_resume_evaluate_export_classify(workdir, tmp_path):
+    data = workdir / "competition"
+    cache_dir = tmp_path / "cache"
+
+    # ---- prepare (through the CLI), then again: everything comes from the cache
+    assert main(["prepare", "--data", f"competition={data}", "--cache", str(cache_dir), "--input-size", str(SIZE)]) == 0
+    cache = Cache(cache_dir)
+    for path in (cache.info_path, cache.manifest_path, cache.problems_path, cache.log_path, cache.journal_path):
+        assert path.is_file(), path
+    manifest = read_csv(cache.manifest_path)
+    assert len(manifest) == 8 * 7  # every labelled photo has a row, found or not
+    assert {r["status"] for r in manifest} <= {"ok", "no_face"}
+    ok = [r for r in manifest if r["status"] == "ok"]
+    assert len(ok) >= 30
+    assert all((cache_dir / r["crop"]).is_file() for r in ok)
+    assert not any("._" in r["path"] for r in manifest)  # hidden files skipped
+    geometry = cache.read_info().geometry
+    assert geometry.input_size == SIZE and geometry.crop_margin == 0.2 and geometry.cache_size == 80
+
+    again = prepare(PrepareConfig(data=(f"competition={data}",), cache=cache_dir, input_size=SIZE), progress=False)
+    assert again.processed == 0 and again.reused == 56 and again.status["ok"] == len(ok)
+
+    # The cached crop's centre is the crop the app makes at runtime.
+    row = next(r for r in ok if r["how"] == "detected")  # found without padding, as the app finds it
+    image = load_image(Path(row["path"])).image
+    box = [float(row[k]) for k in ("x1", "y1", "x2", "y2")]
+    runtime = crop_face(image, box, geometry.crop_margin, SIZE)
+    cached = next(f for f in cache.read_faces() if f.row.path == Path(row["path"]))
+    assert cached.row.path == Path(row["path"])
+    assert np.array_equal(cached.load_runtime(), runtime)
+    # The context crop (training) holds the same face at the same scale, with a rim around it.
+    assert cached.load().shape == (80, 80, 3)
+    assert np.abs(geometry.centre(cached.load()).astype(np.int16) - runtime).mean() < 8
+
+    # ---- split: persons never straddle folds
+    assert main(["split", "--cache", str(cache_dir), "--folds", "4"]) == 0
+    folds = read_csv(cache.folds_path)
+    assert len({r["person_id"] for r in folds}) == len(folds) == 8
+    fold_of = {r["person_id"]: int(r["fold"]) for r in folds}
+    assert set(fold_of.values()) == {0, 1, 2, 3}
+    for face in cache.read_faces():
+        assert face.row.person_id in fold_of
+
+    # ---- train, interrupted during epoch 2; the checkpoint of epoch 1 is kept
+    run = tmp_path / "run"
+    first = train(_train_config(cache_dir, run), progress=False, should_stop=lambda epoch, step: epoch == 2)
+    assert first.interrupted and first.epochs_run == [1]
+    assert [r["epoch"] for r in read_csv(run / "metrics.csv")] == ["1"]
+    assert checkpoint.load(run / "checkpoints" / "last.pt")["epoch"] == 1
+
+    # A second run into the same folder must say --resume, not overwrite it.
+    assert main(["train", "--cache", str(cache_dir), "--run-dir", str(run), "--model", MODEL]) == 2
+
+    # ---- resume: only epoch 2 runs, and it ends where an uninterrupted run ends
+    resumed = train(_train_config(cache_dir, run, resume=True), progress=False)
+    assert resumed.epochs_run == [2] and not resumed.interrupted
+    metrics = read_csv(run / "metrics.csv")
+    assert [r["epoch"] for r in metrics] == ["1", "2"]
+    assert {"mask_f1", "gender_f1", "age_f1", "class_f1", "score", "lr"} <= set(metrics[0])
+
+    straight = train(_train_config(cache_dir, tmp_path / "straight"), progress=False)
+    assert straight.epochs_run == [1, 2]
+    a = checkpoint.load(run / "checkpoints" / "last.pt")
+    b = checkpoint.load(tmp_path / "straight" / "checkpoints" / "last.pt")
+    for name, tensor in b["model"].items():
+        assert torch.allclose(a["model"][name].float(), tensor.float(), atol=1e-5), name
+    assert json.loads(a["history"])[1]["train_loss"] == pytest.approx(json.loads(b["history"])[1]["train_loss"], abs=1e-5)
+    # Everything is plain data: loadable with weights_only (checkpoint.load uses it).
+    assert isinstance(a["rng"]["torch"], torch.Tensor)
+
+    # ---- evaluate the best checkpoint
+    assert main(["evaluate", "--run-dir", str(run)]) == 0
+    report = run / "eval"
+    for name in ("report.md", "metrics.json", "errors_by_age.csv", "predictions.csv", "confusion_mask.png",
+                 "confusion_gender.png", "confusion_age.png", "confusion_class.png"):
+        assert (report / name).is_file(), name
+    scores = json.loads((report / "metrics.json").read_text())
+    assert 0.0 <= scores["class"]["f1"] <= 1.0 and scores["mask"]["n"] > 0
+    assert "macro-F1" in (report / "report.md").read_text()
+
+    # ---- export: metadata and parity on real cached crops
+    assert main(["export", "--run-dir", str(run), "--model-version", "e2e-1"]) == 0
+    onnx_path = run / "classifier.onnx"
+    classifier = Classifier(onnx_path)
+    meta = classifier.metadata
+    train_config, best = load_best(run)
+    model = model_from_state(train_config, best)
+    assert meta.heads == dict(LABEL_NAMES)
+    assert meta.input_size == SIZE and meta.crop_margin == 0.2 and meta.age_boundary == 60
+    assert meta.model_version == "e2e-1" and meta.architecture == MODEL
+    assert meta.mean == pytest.approx(tuple(model.data_config()["mean"]))
+    assert "competition:competition" in meta.training_data and "(mask, gender, age)" in meta.training_data
+    faces = cache.read_faces()[:8]
+    crops = runtime_crops(faces)
+    got = classifier.predict(crops)
+    with torch.no_grad():
+        want = model(torch.from_numpy(to_input(crops, meta.mean, meta.std)))
+    for head in ("mask", "gender", "age"):
+        assert np.abs(getattr(got, head) - torch.softmax(want[head], 1).numpy()).max() < 1e-4
+
+    # The same scores through core as through torch.
+    assert main(["evaluate", "--run-dir", str(run), "--onnx", str(onnx_path), "--out", str(tmp_path / "eval_onnx")]) == 0
+    onnx_scores = json.loads((tmp_path / "eval_onnx" / "metrics.json").read_text())
+    for head in ("mask", "gender", "age", "class"):
+        assert onnx_scores[head]["f1"] == pytest.approx(scores[head]["f1"], abs=1e-6)
+
+    # ---- the app's path: FaceAnalyzer with the model, and `predict` over a folder
+    analyzer = FaceAnalyzer(AnalyzerConfig(classifier_path=onnx_path))
+    found = analyzer.analyze(image)
+    assert found and found[0].mask is not None and found[0].class_id is not None
+    out_csv = tmp_path / "predictions.csv"
+    assert main(["predict", str(data / "images"), "-r", "--model", str(onnx_path), "--out", str(out_csv)]) == 0
+    rows = read_csv(out_csv)
+    assert len({r["file"] for r in rows}) == 56
+    assert {r["mask"] for r in rows if r["status"] == "face"} <= set(LABEL_NAMES["mask"])
+
+
+def test_single_head_with_every_loss_and_sampling_option(workdir, tmp_path):
+    """The 18-way head, focal loss, class weights, the weighted sampler, cutmix, bf16 autocast on
+    the CPU and --age-boundary 58, through to an ONNX file core reads."""
+    from training.config import SplitConfig
+    from training.split import split
+
+    data = workdir / "competition"
+    cache_dir = tmp_path / "cache"
+    prepare(PrepareConfig(data=(f"competition={data}",), cache=cache_dir, input_size=SIZE), progress=False)
+    split(SplitConfig(cache=cache_dir, folds=4))
+    run = tmp_path / "single"
+    config = _train_config(
+        cache_dir, run, epochs=1, single_head=True, focal_gamma=2.0, class_weights=True, sampler="weighted",
+        mixup=0.0, cutmix=1.0, amp="on", age_boundary=58, label_smoothing=0.0,
+    )
+    summary = train(config, progress=False)
+    assert summary.epochs_run == [1]
+    state = checkpoint.load(run / "checkpoints" / "best.pt")
+    assert state["heads"] == ["class"]
+
+    path = tmp_path / "single.onnx"
+    assert main(["export", "--run-dir", str(run), "--out", str(path)]) == 0
+    classifier = Classifier(path)
+    assert list(classifier.metadata.heads) == ["class"] and classifier.metadata.age_boundary == 58
+    assert classifier.metadata.heads["class"][16] == "not_wear/female/30-59"
+    probs = classifier.predict(runtime_crops(Cache(cache_dir).read_faces()[:3]))
+    assert np.allclose(probs.mask.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_single_head_refuses_partly_labelled_data(tmp_path, shared_data):
+    """UTKFace has no mask label: an 18-way head cannot learn from it, and says so."""
+    from training.config import ConfigError, SplitConfig
+    from training.split import split
+
+    some = tmp_path / "utk"
+    some.mkdir()
+    for face in sorted((shared_data / "utkface" / "images").iterdir())[:400:50]:
+        (some / face.name).write_bytes(face.read_bytes())
+    cache_dir = tmp_path / "cache"
+    prepare(PrepareConfig(data=(f"utkface={some}",), cache=cache_dir, input_size=SIZE), progress=False)
+    split(SplitConfig(cache=cache_dir, folds=2))
+    with pytest.raises(ConfigError, match="--single-head needs mask, gender and age"):
+        train(_train_config(cache_dir, tmp_path / "run", single_head=True), progress=False)

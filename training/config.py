@@ -1,0 +1,297 @@
+"""Every training setting in one place: one dataclass per sub-command, loadable from TOML.
+
+A TOML file given with `--config` may hold top-level keys (shared by every sub-command that has
+a field of that name, e.g. `cache`) and one table per sub-command (`[prepare]`, `[train]`, ...).
+Precedence: dataclass default < top-level key < the command's table < command-line option.
+Unknown keys in a table are refused, so a typo cannot silently fall back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.config import default_classifier_path
+from core.labels import OLD_AGE
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or out of range; the message names it."""
+
+
+def _default_workers() -> int:
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Face detection and cropping into the cache.
+
+    The cached crop is `context` × the classifier's crop, at the same pixel scale: its centre
+    input_size × input_size square is the crop the runtime makes (core.crop.crop_face with
+    crop_margin at input_size), and the rim is room for the random-resized-crop augmentation.
+    """
+
+    data: tuple[str, ...] = ()  # dataset specs "KIND=PATH" (KIND: competition, utkface, folders, csv)
+    cache: Path = Path("cache")
+    input_size: int = 224
+    crop_margin: float = 0.2
+    context: float = 1.25
+    min_face: int = 40
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    no_face: str = "pad"  # "pad": pad the border and detect again, then skip; "skip": skip at once
+    workers: int = 2  # decoding threads
+    class_map: dict[str, str] = field(default_factory=dict)  # folder name -> mask label (folders layout)
+    strict: bool = False  # refuse to start when a reader reports an error
+
+    def __post_init__(self) -> None:
+        _coerce(self)
+        if not self.data:
+            raise ConfigError("prepare needs at least one dataset (--data KIND=PATH)")
+        if self.input_size < 16:
+            raise ConfigError("input_size must be at least 16")
+        if not 0.0 <= self.crop_margin <= 1.0:
+            raise ConfigError("crop_margin must be within 0..1")
+        if not 1.0 <= self.context <= 2.0:
+            raise ConfigError("context must be within 1..2")
+        if self.no_face not in ("pad", "skip"):
+            raise ConfigError("no_face must be 'pad' or 'skip'")
+        if self.workers < 1:
+            raise ConfigError("workers must be at least 1")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Person-level stratified k-fold, written once to <cache>/folds.csv."""
+
+    cache: Path = Path("cache")
+    folds: int = 5
+    seed: int = 0
+    age_boundary: int = OLD_AGE  # for the age group used in the strata
+
+    def __post_init__(self) -> None:
+        _coerce(self)
+        if self.folds < 2:
+            raise ConfigError("folds must be at least 2")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run on the cache, validated on fold `fold`."""
+
+    cache: Path = Path("cache")
+    run_dir: Path | None = None  # default <cache>/runs/<model>_fold<fold>
+    fold: int = 0
+    model: str = "mobilenetv3_large_100"
+    weights: Path | None = None  # backbone weights (.pt state dict or .safetensors); none = random init
+    single_head: bool = False  # one 18-way head (needs every label on every image)
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    drop_rate: float = 0.2
+    label_smoothing: float = 0.1
+    focal_gamma: float = 0.0  # > 0: focal loss
+    class_weights: bool = False  # inverse-frequency weights in the loss
+    sampler: str = "random"  # "random" or "weighted" (inverse frequency of the mask·gender·age combination)
+    head_weights: dict[str, float] = field(default_factory=lambda: {"mask": 1.0, "gender": 1.0, "age": 1.0})
+    age_boundary: int = OLD_AGE  # oldest group starts here (competitors used 58)
+    # augmentation
+    flip: bool = True
+    color_jitter: float = 0.3
+    scale: tuple[float, float] = (0.85, 1.15)  # random crop side, relative to the runtime crop
+    shift: float = 0.08  # random crop centre shift, relative to the runtime crop side
+    cutout: float = 0.3  # probability of one cut-out square
+    mixup: float = 0.0  # Beta(alpha) of mixup; 0 = off
+    cutmix: float = 0.0  # Beta(alpha) of cutmix; 0 = off
+    # run
+    patience: int = 5  # early stopping: epochs without a better validation macro-F1
+    seed: int = 0
+    device: str = "auto"  # auto, cuda, mps, cpu
+    amp: str = "auto"  # auto (cuda only), on, off
+    workers: int = field(default_factory=_default_workers)  # DataLoader processes
+    threads: int | None = None  # torch CPU threads; none = torch's default
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        _coerce(self)
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("epochs and batch_size must be at least 1")
+        if self.fold < 0:
+            raise ConfigError("fold must be >= 0")
+        if self.patience < 1:
+            raise ConfigError("patience must be at least 1")
+        if self.sampler not in ("random", "weighted"):
+            raise ConfigError("sampler must be 'random' or 'weighted'")
+        if self.device not in ("auto", "cuda", "mps", "cpu"):
+            raise ConfigError("device must be auto, cuda, mps or cpu")
+        if self.amp not in ("auto", "on", "off"):
+            raise ConfigError("amp must be auto, on or off")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError("label_smoothing must be within [0, 1)")
+        if not 0.0 < self.scale[0] <= self.scale[1]:
+            raise ConfigError("scale must be two increasing positive numbers")
+        unknown = set(self.head_weights) - {"mask", "gender", "age", "class"}
+        if unknown:
+            raise ConfigError(f"head_weights has unknown heads {sorted(unknown)}")
+
+    @property
+    def resolved_run_dir(self) -> Path:
+        return self.run_dir or self.cache / "runs" / f"{self.model}_fold{self.fold}"
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Scores a run (its best checkpoint, or an exported ONNX file) on its validation fold."""
+
+    run_dir: Path | None = None  # required
+    cache: Path | None = None  # default: the run's cache
+    onnx: Path | None = None  # evaluate this exported file through core instead of the checkpoint
+    fold: int | None = None  # default: the run's validation fold
+    out: Path | None = None  # default <run_dir>/eval
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        _coerce(self)
+        if self.run_dir is None:
+            raise ConfigError("evaluate needs the run folder (--run-dir)")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """The run's best checkpoint to the ONNX classifier core loads."""
+
+    run_dir: Path | None = None  # required
+    out: Path | None = None  # default <run_dir>/classifier.onnx
+    cache: Path | None = None  # default: the run's cache
+    model_version: str = ""  # default <model>-fold<K>-e<epoch>
+    check_crops: int = 16  # real crops from the cache compared between torch and onnxruntime
+
+    def __post_init__(self) -> None:
+        _coerce(self)
+        if self.run_dir is None:
+            raise ConfigError("export needs the run folder (--run-dir)")
+        if self.check_crops < 1:
+            raise ConfigError("check_crops must be at least 1")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """A folder through core's batch path with an exported model."""
+
+    folder: Path = Path(".")
+    model: Path = field(default_factory=default_classifier_path)
+    out: Path = Path("predictions.csv")
+    recursive: bool = False
+    min_face: int = 40
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+
+    def __post_init__(self) -> None:
+        _coerce(self)
+
+
+SECTIONS: dict[str, type] = {
+    "prepare": PrepareConfig,
+    "split": SplitConfig,
+    "train": TrainConfig,
+    "evaluate": EvaluateConfig,
+    "export": ExportConfig,
+    "predict": PredictConfig,
+}
+
+
+def load_toml(path: str | Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+
+
+def make_config(cls: type, toml: dict[str, Any] | None = None, section: str | None = None, **overrides: Any):
+    """`cls` from its defaults, the TOML file's top-level keys and `[section]`, then `overrides`."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    toml = toml or {}
+    values.update({k: v for k, v in toml.items() if k in names and k not in SECTIONS})
+    if section is not None and isinstance(toml.get(section), dict):
+        table = toml[section]
+        unknown = sorted(set(table) - names)
+        if unknown:
+            raise ConfigError(f"[{section}] has unknown settings: {', '.join(unknown)}")
+        values.update(table)
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(unknown)}")
+    values.update(overrides)
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """JSON-friendly: paths as strings, tuples as lists."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return {f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+
+
+def _coerce(config: Any) -> None:
+    """Turn TOML/JSON values into the declared types (str -> Path, list -> tuple, int -> float)."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        new = _coerce_value(f.name, value, hints[f.name])
+        if new is not value:
+            object.__setattr__(config, f.name, new)
+
+
+def _coerce_value(name: str, value: Any, hint: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in args if a is not type(None)]
+        return _coerce_value(name, value, inner[0])
+    try:
+        if hint is Path:
+            return value if isinstance(value, Path) else Path(value)
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if hint in (int, str) and not isinstance(value, hint):
+            raise ConfigError(f"{name} must be of type {hint.__name__}, not {value!r}")
+        if hint is bool and not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, not {value!r}")
+        if origin is tuple:
+            items = tuple(value) if not isinstance(value, str) else (value,)
+            if args and args[-1] is not Ellipsis:
+                if len(items) != len(args):
+                    raise ConfigError(f"{name} needs {len(args)} values, got {len(items)}")
+                return tuple(_coerce_value(name, v, a) for v, a in zip(items, args))
+            return tuple(_coerce_value(name, v, args[0]) for v in items) if args else items
+        if origin is dict:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{name} must be a table, not {value!r}")
+            return {str(k): _coerce_value(name, v, args[1]) for k, v in value.items()}
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{name}: {exc}") from exc
+    return value

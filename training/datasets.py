@@ -1,0 +1,367 @@
+"""Dataset readers: one per folder layout, all giving the same manifest rows.
+
+A label that a dataset does not have is None (UTKFace has no mask label, a mask folder has no
+age); the loss leaves it out, so such sets can be mixed. Nothing is dropped silently: every
+malformed row, missing file and unknown label becomes a `Problem` naming the file and line.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.files import find_images, is_image_name
+from core.labels import LABEL_NAMES, OLD_AGE, Age, Gender, Mask, age_group
+
+log = logging.getLogger(__name__)
+
+KINDS = ("competition", "utkface", "folders", "csv")
+
+#: competition layout: file stem -> mask label.
+COMPETITION_FILES: dict[str, Mask] = {
+    **{f"mask{i}": Mask.WEAR for i in range(1, 6)},
+    "incorrect_mask": Mask.INCORRECT,
+    "normal": Mask.NOT_WEAR,
+}
+
+#: folders layout: folder name (lower case) -> mask label name, or "skip" to leave a folder out.
+DEFAULT_CLASS_MAP: dict[str, str] = {
+    "with_mask": "wear",
+    "without_mask": "not_wear",
+    "incorrect_mask": "incorrect",
+    "mask_weared_incorrect": "incorrect",
+}
+SKIP = "skip"
+
+MAX_AGE = 130
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong in a dataset. level "error": the row is not used; "warning": it is."""
+
+    file: str
+    line: int | None
+    message: str
+    level: str = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.level}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One labelled photo. age is in years when known; age_group when only the group is."""
+
+    path: Path
+    person_id: str
+    mask: Mask | None
+    gender: Gender | None
+    age: float | None
+    age_group: Age | None
+    source: str
+
+    def age_label(self, old_age: int = OLD_AGE) -> Age | None:
+        """The age group, from the years when known (so --age-boundary applies), else the group."""
+        if self.age is not None:
+            return age_group(self.age, old_age=old_age)
+        return self.age_group
+
+    def has_label(self) -> bool:
+        return self.mask is not None or self.gender is not None or self.age_label() is not None
+
+
+@dataclass
+class ReadResult:
+    rows: list[ManifestRow] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "warning"]
+
+    def extend(self, other: ReadResult) -> None:
+        self.rows.extend(other.rows)
+        self.problems.extend(other.problems)
+
+
+# ------------------------------------------------------------------------------ label parsing
+
+
+class LabelError(ValueError):
+    pass
+
+
+def _lookup(enum: type, head: str, text: str, synonyms: dict[str, int]) -> object | None:
+    text = text.strip()
+    if text == "":
+        return None
+    key = text.lower()
+    names = {name.lower(): i for i, name in enumerate(LABEL_NAMES[head])}
+    names.update({member.name.lower(): int(member) for member in enum})
+    names.update(synonyms)
+    if key in names:
+        return enum(names[key])
+    if key.isdigit() and int(key) < len(enum):
+        return enum(int(key))
+    raise LabelError(f"unknown {head} label {text!r} (expected {', '.join(LABEL_NAMES[head])} or 0..{len(enum) - 1})")
+
+
+def parse_mask(text: str) -> Mask | None:
+    return _lookup(Mask, "mask", text, {"mask": 0, "incorrect_mask": 1, "no_mask": 2, "normal": 2})  # type: ignore[return-value]
+
+
+def parse_gender(text: str) -> Gender | None:
+    return _lookup(Gender, "gender", text, {"m": 0, "f": 1, "man": 0, "woman": 1})  # type: ignore[return-value]
+
+
+def parse_age(text: str) -> tuple[float | None, Age | None]:
+    """Years ("37", "37.5") or a group name ("<30", "30-59", "60+"); "" is unknown."""
+    text = text.strip()
+    if text == "":
+        return None, None
+    if text in LABEL_NAMES["age"]:
+        return None, Age(LABEL_NAMES["age"].index(text))
+    try:
+        years = float(text)
+    except ValueError:
+        raise LabelError(f"age {text!r} is neither years nor one of {', '.join(LABEL_NAMES['age'])}") from None
+    if not 0 <= years <= MAX_AGE:
+        raise LabelError(f"age {years:g} is outside 0..{MAX_AGE}")
+    return years, None
+
+
+# ------------------------------------------------------------------------------------ readers
+
+
+def _open_csv(path: Path, result: ReadResult, required: Iterable[str]) -> list[tuple[int, dict[str, str]]] | None:
+    """(line number, row) pairs, or None with a problem when the file or its header is unusable."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in reader.fieldnames or []]
+            missing = [c for c in required if c not in columns]
+            if missing:
+                result.problems.append(Problem(str(path), 1, f"missing column(s) {', '.join(missing)} (has {', '.join(columns) or 'none'})"))
+                return None
+            reader.fieldnames = columns
+            rows = []
+            for row in reader:
+                if None in row:  # DictReader files surplus fields under the key None
+                    result.problems.append(Problem(str(path), reader.line_num, f"more than the {len(columns)} fields of the header"))
+                    continue
+                if any(v is None for v in row.values()):  # and fills missing ones with None
+                    result.problems.append(Problem(str(path), reader.line_num, f"fewer than the {len(columns)} fields of the header"))
+                    continue
+                rows.append((reader.line_num, {k: v.strip() for k, v in row.items()}))
+            return rows
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        result.problems.append(Problem(str(path), None, f"cannot read: {exc}"))
+        return None
+
+
+def read_competition(root: Path, source: str | None = None) -> ReadResult:
+    """`train.csv` (id, gender, race, age, path) + `images/<path>/{mask1..5,incorrect_mask,normal}.*`."""
+    root = Path(root)
+    source = source or f"competition:{root.name}"
+    result = ReadResult()
+    table = root / "train.csv"
+    rows = _open_csv(table, result, ("id", "gender", "age", "path"))
+    if rows is None:
+        return result
+    seen: dict[str, int] = {}
+    for line, row in rows:
+        where = (str(table), line)
+        if row["path"] in seen:
+            result.problems.append(Problem(*where, f"folder {row['path']!r} already listed on line {seen[row['path']]}", "warning"))
+            continue
+        seen[row["path"]] = line
+        try:
+            if not row["id"]:
+                raise LabelError("empty id")
+            gender = parse_gender(row["gender"])
+            years, group = parse_age(row["age"])
+            if gender is None or (years is None and group is None):
+                raise LabelError("gender and age must be given")
+        except LabelError as exc:
+            result.problems.append(Problem(*where, str(exc)))
+            continue
+        folder = root / "images" / row["path"]
+        if not row["path"] or not folder.is_dir():
+            result.problems.append(Problem(*where, f"image folder {folder} not found"))
+            continue
+        found: set[str] = set()
+        for file in sorted(folder.iterdir()):
+            if file.name.startswith("."):
+                continue
+            stem = file.name.split(".", 1)[0]
+            mask = COMPETITION_FILES.get(stem)
+            if mask is None or not file.is_file():
+                result.problems.append(Problem(*where, f"unexpected file {file.name} in {row['path']}/ (not used)", "warning"))
+                continue
+            if stem in found:
+                result.problems.append(Problem(*where, f"{stem} appears twice in {row['path']}/ (both used)", "warning"))
+            found.add(stem)
+            result.rows.append(ManifestRow(file, f"{source}/{row['id']}", mask, gender, years, group, source))
+        missing = sorted(set(COMPETITION_FILES) - found)
+        if missing:
+            result.problems.append(Problem(*where, f"{row['path']}/ lacks {', '.join(missing)}", "warning"))
+    return result
+
+
+_UTK_NAME = re.compile(r"^(\d+)_(\d+)_(?:(\d+)_)?\d+")
+
+
+def read_utkface(root: Path, source: str | None = None) -> ReadResult:
+    """Files named `<age>_<gender>_<race>_<date>.jpg[.chip.jpg]` (gender 0 male, 1 female).
+
+    No mask label (nobody wears one) and no person ids: each file is its own person.
+    """
+    root = Path(root)
+    source = source or f"utkface:{root.name}"
+    result = ReadResult()
+    for entry in find_images([root], recursive=True):
+        name = entry.path.name
+        if entry.error is not None:
+            result.problems.append(Problem(str(entry.path), None, entry.error))
+            continue
+        match = _UTK_NAME.match(name)
+        if not match:
+            result.problems.append(Problem(str(entry.path), None, "name is not <age>_<gender>_<race>_<date>"))
+            continue
+        age, gender = int(match.group(1)), int(match.group(2))
+        if gender not in (0, 1) or age > MAX_AGE:
+            result.problems.append(Problem(str(entry.path), None, f"gender {gender} (0/1) or age {age} out of range"))
+            continue
+        person = f"{source}/{entry.path.relative_to(root).as_posix()}"
+        result.rows.append(ManifestRow(entry.path, person, None, Gender(gender), float(age), None, source))
+    if not result.rows and not result.problems:
+        result.problems.append(Problem(str(root), None, "no images found"))
+    return result
+
+
+def read_folders(root: Path, class_map: dict[str, str] | None = None, source: str | None = None) -> ReadResult:
+    """`<root>/<class>/**/*.jpg`: the folder name is the mask label, through `class_map`."""
+    root = Path(root)
+    source = source or f"folders:{root.name}"
+    mapping = {k.lower(): v for k, v in {**DEFAULT_CLASS_MAP, **(class_map or {})}.items()}
+    result = ReadResult()
+    try:
+        children = sorted(root.iterdir())
+    except OSError as exc:
+        return ReadResult(problems=[Problem(str(root), None, f"cannot list: {exc.strerror or exc}")])
+    for child in children:
+        if child.name.startswith("."):
+            continue
+        if not child.is_dir():
+            if is_image_name(child.name):
+                result.problems.append(Problem(str(child), None, "image outside a class folder (not used)", "warning"))
+            continue
+        target = mapping.get(child.name.lower())
+        if target == SKIP:
+            log.info("skipping folder %s (mapped to skip)", child)
+            continue
+        try:
+            mask = parse_mask(target) if target is not None else None
+        except LabelError as exc:
+            result.problems.append(Problem(str(child), None, f"class map: {exc}"))
+            continue
+        if mask is None:
+            result.problems.append(Problem(
+                str(child), None,
+                f"unknown class folder {child.name!r} (map it: --class-map {child.name}=wear|incorrect|not_wear|skip)",
+            ))
+            continue
+        for entry in find_images([child], recursive=True):
+            if entry.error is not None:
+                result.problems.append(Problem(str(entry.path), None, entry.error))
+                continue
+            person = f"{source}/{entry.path.relative_to(root).as_posix()}"
+            result.rows.append(ManifestRow(entry.path, person, mask, None, None, None, source))
+    if not result.rows and not result.problems:
+        result.problems.append(Problem(str(root), None, "no class folders with images found"))
+    return result
+
+
+def read_csv_manifest(table: Path, source: str | None = None) -> ReadResult:
+    """A CSV with path (relative to the CSV's folder, or absolute) and optional person_id, mask,
+    gender, age (years or group) and source columns. An empty cell is an unknown label."""
+    table = Path(table)
+    default_source = source or f"csv:{table.stem}"
+    result = ReadResult()
+    rows = _open_csv(table, result, ("path",))
+    if rows is None:
+        return result
+    for line, row in rows:
+        where = (str(table), line)
+        if not row.get("path"):
+            result.problems.append(Problem(*where, "empty path"))
+            continue
+        path = Path(row["path"])
+        path = path if path.is_absolute() else table.parent / path
+        try:
+            mask = parse_mask(row.get("mask", ""))
+            gender = parse_gender(row.get("gender", ""))
+            years, group = parse_age(row.get("age", ""))
+        except LabelError as exc:
+            result.problems.append(Problem(*where, str(exc)))
+            continue
+        if not path.is_file():
+            result.problems.append(Problem(*where, f"file not found: {path}"))
+            continue
+        row_source = row.get("source") or default_source
+        manifest_row = ManifestRow(path, f"{row_source}/{row.get('person_id') or row['path']}", mask, gender, years, group, row_source)
+        if not manifest_row.has_label():
+            result.problems.append(Problem(*where, "no label at all (not used)", "warning"))
+            continue
+        result.rows.append(manifest_row)
+    return result
+
+
+# ------------------------------------------------------------------------------------- specs
+
+
+def parse_spec(spec: str) -> tuple[str, Path]:
+    """"KIND=PATH", or a bare PATH whose layout is recognised: train.csv + images/ is the
+    competition, a .csv file a manifest, UTKFace-named files utkface, else folders."""
+    kind, sep, rest = spec.partition("=")
+    if sep and kind in KINDS:
+        return kind, Path(rest)
+    path = Path(spec)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return "csv", path
+    if (path / "train.csv").is_file() and (path / "images").is_dir():
+        return "competition", path
+    if path.is_dir():
+        for entry in find_images([path], recursive=True):
+            if entry.error is None:
+                return ("utkface" if _UTK_NAME.match(entry.path.name) else "folders"), path
+    raise ValueError(f"cannot tell the layout of {spec!r}: write KIND=PATH with KIND one of {', '.join(KINDS)}")
+
+
+def read_dataset(spec: str, class_map: dict[str, str] | None = None) -> ReadResult:
+    """Rows and problems of one dataset spec ("KIND=PATH" or a recognisable PATH)."""
+    try:
+        kind, path = parse_spec(spec)
+    except ValueError as exc:
+        return ReadResult(problems=[Problem(spec, None, str(exc))])
+    if not path.exists():
+        return ReadResult(problems=[Problem(str(path), None, "not found")])
+    if kind == "competition":
+        result = read_competition(path)
+    elif kind == "utkface":
+        result = read_utkface(path)
+    elif kind == "folders":
+        result = read_folders(path, class_map)
+    else:
+        result = read_csv_manifest(path)
+    log.info("%s %s: %d rows, %d errors, %d warnings", kind, path, len(result.rows), len(result.errors), len(result.warnings))
+    return result

@@ -1,0 +1,447 @@
+"""`train`: a timm trunk with the mask, gender and age heads (or one 18-way head) on the crop cache.
+
+One run validates on one fold of <cache>/folds.csv and writes into its run folder:
+
+    config.json               the settings it ran with
+    metrics.csv               one row per epoch (TensorBoard events in tb/ when installed)
+    checkpoints/last.pt       everything to resume: model, optimiser, scheduler, scaler, RNG, history
+    checkpoints/best.pt       the model of the epoch with the best validation score
+    train.log
+
+Every epoch is reproducible on its own: the sampler, augmentation and mixup draw from generators
+seeded by (seed, epoch, ...), and the global RNG state is in the checkpoint, so a resumed run
+continues exactly where the interrupted one stopped (tests/test_train_e2e.py checks it).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
+from tqdm import tqdm
+
+from core.atomic import atomic_open
+from training import checkpoint
+from training.augment import AugmentConfig
+from training.cache import Cache, CachedFace
+from training.config import ConfigError, TrainConfig, to_dict
+from training.data import (
+    IGNORE,
+    CropDataset,
+    balanced_weights,
+    check_single_head,
+    class_weights,
+    head_sizes,
+    target_matrix,
+)
+from training.logfile import log_to_file
+from training.losses import MultiHeadLoss
+from training.metrics import marginals, score
+from training.model import MaskClassifier
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+#: Settings a resumed run must share with the run it continues.
+RESUME_MUST_MATCH = ("cache", "fold", "model", "single_head", "age_boundary", "seed", "batch_size")
+METRIC_COLUMNS = [
+    "epoch", "lr", "train_loss", "val_loss", "score",
+    "mask_f1", "mask_acc", "gender_f1", "gender_acc", "age_f1", "age_acc", "class_f1", "class_acc", "seconds",
+]
+
+StopCheck = Callable[[int, int], bool]  # (epoch, step) -> stop now?
+
+
+class _Stop(Exception):
+    pass
+
+
+@dataclass
+class TrainSummary:
+    run_dir: Path
+    epochs_run: list[int] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = -1.0
+    stopped_early: bool = False
+    interrupted: bool = False
+    history: list[dict] = field(default_factory=list)
+
+    def describe(self) -> str:
+        state = " (stopped early)" if self.stopped_early else " (interrupted: --resume to go on)" if self.interrupted else ""
+        return f"epochs run {self.epochs_run}{state}; best validation score {self.best_score:.4f} at epoch {self.best_epoch}; {self.run_dir}"
+
+
+# ------------------------------------------------------------------------------------ set-up
+
+
+def pick_device(name: str) -> torch.device:
+    """"auto": CUDA, else Apple's MPS, else the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def split_faces(cache: Cache, fold: int) -> tuple[list[CachedFace], list[CachedFace]]:
+    """(train, validation) by the saved folds; a person unknown to folds.csv is an error."""
+    faces = cache.read_faces()
+    folds = cache.read_folds()
+    unknown = sorted({f.row.person_id for f in faces} - set(folds))
+    if unknown:
+        raise ConfigError(f"{len(unknown)} people have no fold (e.g. {unknown[0]}): the data changed, run `mask-train split` again")
+    count = max(folds.values()) + 1
+    if fold >= count:
+        raise ConfigError(f"fold {fold} does not exist: folds.csv has {count} folds (0..{count - 1})")
+    train = [f for f in faces if folds[f.row.person_id] != fold]
+    val = [f for f in faces if folds[f.row.person_id] == fold]
+    if not train or not val:
+        raise ConfigError(f"fold {fold} leaves {len(train)} training and {len(val)} validation photos")
+    return train, val
+
+
+def build_model(architecture: str, single_head: bool, weights: Path | None = None, drop_rate: float = 0.2) -> MaskClassifier:
+    return MaskClassifier(architecture, heads=head_sizes(single_head) if single_head else None, weights=weights, drop_rate=drop_rate)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on biases and norm scales (1-D tensors): decaying them only hurts."""
+    decay, plain = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.ndim > 1 else plain).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
+def cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `warmup` steps, then cosine to zero at `total` (stepped per batch)."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def mix_batch(images: torch.Tensor, targets: torch.Tensor, config: TrainConfig, rng: np.random.Generator):
+    """Mixup or cutmix (if enabled): (images, targets_a, targets_b, lam). A head whose label is
+    missing on either of the two mixed photos is left out for that row."""
+    modes = [m for m, alpha in (("mixup", config.mixup), ("cutmix", config.cutmix)) if alpha > 0]
+    if not modes or len(images) < 2:
+        return images, targets, targets, 1.0
+    mode = modes[int(rng.integers(len(modes)))]
+    lam = float(rng.beta(config.mixup if mode == "mixup" else config.cutmix, config.mixup if mode == "mixup" else config.cutmix))
+    perm = torch.from_numpy(rng.permutation(len(images))).to(images.device)
+    if mode == "mixup":
+        images = lam * images + (1.0 - lam) * images[perm]
+    else:
+        h, w = images.shape[-2:]
+        cut = math.sqrt(1.0 - lam)
+        ch, cw = int(h * cut), int(w * cut)
+        cy, cx = int(rng.integers(h)), int(rng.integers(w))
+        y0, y1 = max(0, cy - ch // 2), min(h, cy + ch // 2)
+        x0, x1 = max(0, cx - cw // 2), min(w, cx + cw // 2)
+        images = images.clone()
+        images[..., y0:y1, x0:x1] = images[perm][..., y0:y1, x0:x1]
+        lam = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+    targets_a, targets_b = targets.clone(), targets[perm].clone()
+    unknown = (targets_a == IGNORE) | (targets_b == IGNORE)
+    targets_a[unknown] = IGNORE
+    targets_b[unknown] = IGNORE
+    return images, targets_a, targets_b, lam
+
+
+class _MetricsLog:
+    """metrics.csv (rewritten atomically from the whole history) and TensorBoard when installed."""
+
+    def __init__(self, run_dir: Path, first_epoch: int) -> None:
+        self.path = run_dir / "metrics.csv"
+        self.writer = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            log.info("tensorboard is not installed: metrics go to %s only", self.path)
+        else:
+            self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=first_epoch)
+
+    def write(self, history: list[dict]) -> None:
+        with atomic_open(self.path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(history)
+        if self.writer is not None and history:
+            row = history[-1]
+            for key, value in row.items():
+                if key != "epoch" and value != "":
+                    self.writer.add_scalar(key, float(value), int(row["epoch"]))
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+# ------------------------------------------------------------------------------------ the run
+
+
+@dataclass
+class _Run:
+    config: TrainConfig
+    device: torch.device
+    model: MaskClassifier
+    heads: tuple[str, ...]
+    train_set: CropDataset
+    val_set: CropDataset
+    val_labels: np.ndarray  # (N, 3) for the scores
+    criterion: MultiHeadLoss
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    sample_weights: np.ndarray | None
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def to_device(self, images: torch.Tensor) -> torch.Tensor:
+        memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        return images.to(self.device, non_blocking=True, memory_format=memory_format)
+
+    def train_loader(self, epoch: int) -> DataLoader:
+        self.train_set.set_epoch(epoch)
+        generator = _epoch_generator(self.config.seed, epoch)
+        if self.sample_weights is not None:
+            sampler = WeightedRandomSampler(self.sample_weights.tolist(), len(self.train_set), replacement=True, generator=generator)
+        else:
+            sampler = RandomSampler(self.train_set, generator=generator)
+        return DataLoader(
+            self.train_set, batch_size=self.config.batch_size, sampler=sampler, num_workers=self.config.workers,
+            drop_last=len(self.train_set) > self.config.batch_size, pin_memory=self.device.type == "cuda",
+        )
+
+    def train_epoch(self, epoch: int, progress: bool, should_stop: StopCheck | None) -> float:
+        self.model.train()
+        total, batches = 0.0, 0
+        loader = self.train_loader(epoch)
+        bar = tqdm(loader, desc=f"epoch {epoch}/{self.config.epochs}", unit="batch", disable=not progress, leave=False)
+        for step, (images, targets) in enumerate(bar):
+            images, targets = self.to_device(images), targets.to(self.device)
+            rng = np.random.default_rng([self.config.seed, epoch, step])
+            images, targets_a, targets_b, lam = mix_batch(images, targets, self.config, rng)
+            with self.autocast():
+                outputs = self.model(images)
+            loss = self.criterion(outputs, targets_a)
+            if lam < 1.0:
+                loss = lam * loss + (1.0 - lam) * self.criterion(outputs, targets_b)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            total += float(loss.detach())
+            batches += 1
+            bar.set_postfix(loss=f"{total / batches:.4f}")
+            if should_stop is not None and should_stop(epoch, step):
+                raise _Stop
+        bar.close()
+        return total / max(1, batches)
+
+    @torch.no_grad()
+    def validate(self) -> tuple[float, dict[str, np.ndarray]]:
+        """Validation loss and per-head probabilities (the 18-way head marginalised)."""
+        self.model.eval()
+        loader = DataLoader(self.val_set, batch_size=self.config.batch_size, shuffle=False, num_workers=self.config.workers)
+        total, count = 0.0, 0
+        chunks: dict[str, list[np.ndarray]] = {h: [] for h in self.heads}
+        for images, targets in loader:
+            images, targets = self.to_device(images), targets.to(self.device)
+            with self.autocast():
+                outputs = self.model(images)
+            total += float(self.criterion(outputs, targets)) * len(images)
+            count += len(images)
+            for head in self.heads:
+                chunks[head].append(torch.softmax(outputs[head].float(), dim=1).cpu().numpy())
+        probs = {h: np.concatenate(c) for h, c in chunks.items()}
+        if "class" in probs:
+            probs = marginals(probs["class"])
+        return total / max(1, count), probs
+
+    def state(self, epoch: int, best: float, best_epoch: int, bad_epochs: int, history: list[dict]) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": checkpoint.rng_state(),
+            "best_score": best,
+            "best_epoch": best_epoch,
+            "bad_epochs": bad_epochs,
+            "history": json.dumps(history),
+            "config": json.dumps(to_dict(self.config)),
+            "architecture": self.config.model,
+            "heads": list(self.heads),
+        }
+
+
+def _build(config: TrainConfig, cache: Cache) -> _Run:
+    device = pick_device(config.device)
+    geometry = cache.read_info().geometry
+    train_faces, val_faces = split_faces(cache, config.fold)
+    if config.single_head:
+        check_single_head(train_faces + val_faces, config.age_boundary)
+    train_labels = target_matrix(train_faces, config.age_boundary, config.single_head)
+    val_targets = target_matrix(val_faces, config.age_boundary, config.single_head)
+    val_labels = target_matrix(val_faces, config.age_boundary, False)
+    log.info("fold %d: %d training and %d validation photos; device %s", config.fold, len(train_faces), len(val_faces), device)
+
+    model = build_model(config.model, config.single_head, config.weights, config.drop_rate)
+    data_config = model.data_config()
+    mean, std = data_config["mean"], data_config["std"]
+    heads = tuple(model.head_names)
+    augmentation = AugmentConfig(config.flip, config.color_jitter, config.scale, config.shift, cutout=config.cutout)
+    train_set = CropDataset(train_faces, train_labels, geometry, mean, std, augmentation, config.seed)
+    val_set = CropDataset(val_faces, val_targets, geometry, mean, std, None, config.seed)
+
+    sizes = head_sizes(config.single_head)
+    weights = {h: class_weights(train_labels[:, i], sizes[h]) for i, h in enumerate(heads)} if config.class_weights else None
+    criterion = MultiHeadLoss(heads, config.head_weights, config.label_smoothing, config.focal_gamma, weights)
+
+    if device.type == "cuda":
+        model = model.to(device, memory_format=torch.channels_last)
+    else:
+        model = model.to(device)
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
+    steps = len(train_set) // config.batch_size if len(train_set) > config.batch_size else 1
+    scheduler = cosine_with_warmup(optimizer, int(config.warmup_epochs * steps), config.epochs * steps)
+    use_amp = device.type == "cuda" if config.amp == "auto" else config.amp == "on"
+    amp_dtype = (torch.float16 if device.type == "cuda" else torch.bfloat16) if use_amp else None
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and device.type == "cuda")
+    sample_weights = balanced_weights(train_labels) if config.sampler == "weighted" else None
+    return _Run(config, device, model, heads, train_set, val_set, val_labels, criterion, optimizer, scheduler, scaler, amp_dtype, sample_weights)
+
+
+def _resume(run: _Run, path: Path) -> tuple[int, float, int, int, list[dict]]:
+    if not path.exists():
+        raise ConfigError(f"--resume: no checkpoint at {path}")
+    state = checkpoint.load(path)
+    saved = json.loads(state["config"])
+    now = to_dict(run.config)
+    saved["cache"], now["cache"] = os.path.abspath(saved["cache"]), os.path.abspath(now["cache"])
+    different = [f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in RESUME_MUST_MATCH if saved.get(k) != now[k]]
+    if different:
+        raise ConfigError("cannot resume with other settings: " + "; ".join(different))
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    if state["scaler"]:
+        run.scaler.load_state_dict(state["scaler"])
+    checkpoint.set_rng_state(state["rng"])
+    log.info("resuming %s after epoch %d", path.parent.parent, state["epoch"])
+    return state["epoch"] + 1, state["best_score"], state["best_epoch"], state["bad_epochs"], json.loads(state["history"])
+
+
+def _epoch_row(epoch: int, lr: float, train_loss: float, val_loss: float, metrics: dict, seconds: float) -> dict:
+    row = {"epoch": epoch, "lr": lr, "train_loss": round(train_loss, 6), "val_loss": round(val_loss, 6), "score": round(metrics["score"], 6)}
+    for head in ("mask", "gender", "age", "class"):
+        known = metrics[head]["n"] > 0
+        row[f"{head}_f1"] = round(metrics[head]["f1"], 6) if known else ""
+        row[f"{head}_acc"] = round(metrics[head]["accuracy"], 6) if known else ""
+    row["seconds"] = round(seconds, 2)
+    return row
+
+
+def train(config: TrainConfig, progress: bool = True, should_stop: StopCheck | None = None) -> TrainSummary:
+    """Run (or with config.resume, continue) the training; returns what happened."""
+    run_dir = config.resolved_run_dir
+    last_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
+    if not config.resume and last_path.exists():
+        raise ConfigError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with log_to_file(run_dir / "train.log"):
+        return _train(config, Cache(config.cache), run_dir, last_path, best_path, progress, should_stop)
+
+
+def _train(
+    config: TrainConfig, cache: Cache, run_dir: Path, last_path: Path, best_path: Path,
+    progress: bool, should_stop: StopCheck | None,
+) -> TrainSummary:
+    _seed_everything(config.seed)
+    run = _build(config, cache)
+    summary = TrainSummary(run_dir)
+    start, best, best_epoch, bad_epochs, history = 1, -1.0, 0, 0, []
+    if config.resume:
+        start, best, best_epoch, bad_epochs, history = _resume(run, last_path)
+    with atomic_open(run_dir / "config.json", "w", encoding="utf-8") as handle:
+        json.dump(to_dict(config), handle, indent=1)
+    metrics_log = _MetricsLog(run_dir, start)
+    summary.best_score, summary.best_epoch, summary.history = best, best_epoch, history
+    try:
+        for epoch in range(start, config.epochs + 1):
+            if bad_epochs >= config.patience:
+                summary.stopped_early = True
+                break
+            began = time.perf_counter()
+            lr = run.optimizer.param_groups[0]["lr"]
+            train_loss = run.train_epoch(epoch, progress, should_stop)
+            val_loss, probs = run.validate()
+            metrics = score(probs, run.val_labels)
+            history.append(_epoch_row(epoch, lr, train_loss, val_loss, metrics, time.perf_counter() - began))
+            metrics_log.write(history)
+            if metrics["score"] > best:
+                best, best_epoch, bad_epochs = metrics["score"], epoch, 0
+                checkpoint.save(best_path, {
+                    "format": CHECKPOINT_FORMAT, "epoch": epoch, "model": run.model.state_dict(), "score": best,
+                    "metrics": json.dumps(history[-1]), "config": json.dumps(to_dict(config)),
+                    "architecture": config.model, "heads": list(run.heads),
+                })
+            else:
+                bad_epochs += 1
+            checkpoint.save(last_path, run.state(epoch, best, best_epoch, bad_epochs, history))
+            summary.epochs_run.append(epoch)
+            summary.best_score, summary.best_epoch = best, best_epoch
+            log.info(
+                "epoch %d: train loss %.4f, val loss %.4f, score %.4f (mask %.3f, gender %.3f, age %.3f, 18-class %.3f)%s",
+                epoch, train_loss, val_loss, metrics["score"], metrics["mask"]["f1"], metrics["gender"]["f1"],
+                metrics["age"]["f1"], metrics["class"]["f1"], " *" if best_epoch == epoch else "",
+            )
+    except (_Stop, KeyboardInterrupt):
+        summary.interrupted = True
+        log.warning("interrupted; the checkpoint of the last finished epoch is kept: --resume to continue")
+    finally:
+        metrics_log.close()
+    if summary.stopped_early:
+        log.info("early stop: no better validation score for %d epochs", config.patience)
+    log.info("%s", summary.describe())
+    return summary
