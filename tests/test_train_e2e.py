@@ -170,6 +170,22 @@ def test_prepare_split_train_resume_evaluate_export_classify(workdir, tmp_path):
     assert len({r["file"] for r in rows}) == 56
     assert {r["mask"] for r in rows if r["status"] == "face"} <= set(LABEL_NAMES["mask"])
 
+    # ---- a held-out test split, scored with its breakdowns (the run above predates it: plumbing only)
+    assert main(["evaluate", "--run-dir", str(run), "--split", "test"]) == 2  # no test split yet
+    assert main(["split", "--cache", str(cache_dir), "--folds", "3", "--holdout", "0.25"]) == 0
+    test_people = {r["person_id"] for r in read_csv(cache.folds_path) if r["fold"] == "test"}
+    assert len(test_people) == 2
+    assert main(["evaluate", "--run-dir", str(run), "--split", "test"]) == 0
+    held = run / "eval_test"
+    for name in ("report.md", "metrics.json", "breakdown.csv", "predictions.csv", "confusion_mask.png"):
+        assert (held / name).is_file(), name
+    assert {r["person_id"] for r in read_csv(held / "predictions.csv")} == test_people
+    parts = read_csv(held / "breakdown.csv")
+    assert {(r["by"], r["group"]) for r in parts if r["head"] == "mask"} >= {("all", "all"), ("source", "competition:competition")}
+    assert any(r["by"] == "gender" for r in parts) and any(r["by"] == "age" for r in parts)
+    assert json.loads((held / "metrics.json").read_text())["split"] == "test"
+    assert "By source" in (held / "report.md").read_text()
+
 
 def test_single_head_with_every_loss_and_sampling_option(workdir, tmp_path):
     """The 18-way head, focal loss, class weights, the weighted sampler, cutmix, bf16 autocast on

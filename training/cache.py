@@ -1,16 +1,17 @@
 """The crop cache on disk: what `prepare` writes and every later step reads.
 
     <cache>/prepare.json      crop geometry and detector settings (a cache holds one geometry)
-    <cache>/detections.jsonl  journal, one line per photo done, appended as prepare goes
+    <cache>/detections.jsonl  journal, one line per photo (or known box) done, appended as prepare goes
     <cache>/manifest.csv      labelled rows joined with their crops (rewritten atomically)
     <cache>/problems.csv      what the dataset readers reported, with file and line
     <cache>/prepare.log       prepare's log
     <cache>/crops/xx/*.png    two crops per face, lossless (a cached crop is what crop_face gave):
                               NAME.png the context crop for training, NAME.input.png the runtime crop
-    <cache>/folds.csv         person -> fold (`split`)
+    <cache>/folds.csv         person -> fold, or "test" for the held-out test split (`split`)
 
-The journal is keyed by source path + mtime + size, so a rerun skips photos already done and
-redoes any that changed; labels are always re-read from the datasets, never from the cache.
+The journal is keyed by source path (+ "#x1,y1,x2,y2" for a known box) + mtime + size, so a rerun
+skips photos and boxes already done and redoes any that changed; labels are always re-read from
+the datasets, never from the cache.
 """
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ from training.datasets import ManifestRow
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
+#: folds.csv's fold of a person in the held-out test split (written "test"): never trained or validated on.
+TEST_FOLD = -1
+TEST_NAME = "test"
 
 
 @dataclass(frozen=True)
@@ -75,29 +79,33 @@ class CacheInfo:
     thresholds: tuple[float, float, float]
     no_face: str
     format: int = CACHE_FORMAT
+    min_box: int = 10  # known boxes with a shorter side are skipped
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> CacheInfo:
-        return cls(CropGeometry(**data["geometry"]), int(data["min_face"]), tuple(data["thresholds"]), data["no_face"], int(data["format"]))  # type: ignore[arg-type]
+        return cls(
+            CropGeometry(**data["geometry"]), int(data["min_face"]), tuple(data["thresholds"]), data["no_face"],  # type: ignore[arg-type]
+            int(data["format"]), int(data.get("min_box", 10)),
+        )
 
 
 @dataclass(frozen=True)
 class Detected:
-    """One journal line: what prepare did with one photo."""
+    """One journal line: what prepare did with one photo, or with one known box of a photo."""
 
     key: str
     mtime_ns: int
     size: int
-    status: str  # ok, no_face, error
+    status: str  # ok, no_face, error, box_too_small
     message: str = ""
     crop: str = ""  # context crop, relative to the cache; the runtime crop is runtime_name(crop)
     box: tuple[float, float, float, float] | None = None
     det_score: float = 0.0
     faces: int = 0
-    how: str = ""  # detected, padded (found after padding the border)
+    how: str = ""  # detected, padded (found after padding the border), box (known box, no detection)
 
 
 def runtime_name(context_crop: str) -> str:
@@ -235,6 +243,8 @@ class Cache:
                         record.update(zip(("x1", "y1", "x2", "y2"), (repr(float(v)) for v in done.box)))
                 else:
                     record.update(status="pending")
+                if row.box is not None and (done is None or done.box is None):
+                    record.update(zip(("x1", "y1", "x2", "y2"), (repr(float(v)) for v in row.box)))
                 writer.writerow(record)
 
     def read_faces(self) -> list[CachedFace]:
@@ -251,6 +261,7 @@ class Cache:
                     _parse_label("mask", record["mask"]), _parse_label("gender", record["gender"]),
                     float(record["age"]) if record["age"] else None, _parse_label("age", record["age_group"]),
                     record["source"],
+                    tuple(float(record[c]) for c in ("x1", "y1", "x2", "y2")) if record.get("how") == "box" else None,  # type: ignore[arg-type]
                 )
                 faces.append(CachedFace(row, self.root / record["crop"]))
         return faces
@@ -258,7 +269,8 @@ class Cache:
     # ---------------------------------------------------------------- folds
 
     def read_folds(self) -> dict[str, int]:
+        """person id -> fold; TEST_FOLD for the held-out test split ("test" in the file)."""
         if not self.folds_path.exists():
             raise ConfigError(f"{self.root} has no folds.csv: run `mask-train split` first")
         with open(self.folds_path, newline="", encoding="utf-8") as handle:
-            return {r["person_id"]: int(r["fold"]) for r in csv.DictReader(handle)}
+            return {r["person_id"]: TEST_FOLD if r["fold"] == TEST_NAME else int(r["fold"]) for r in csv.DictReader(handle)}

@@ -176,13 +176,20 @@ def _add_prepare(commands) -> None:
                  "  competition=DIR  DIR/train.csv (id,gender,race,age,path) + DIR/images/<path>/{mask1..5,incorrect_mask,normal}.*\n"
                  "  utkface=DIR      <age>_<gender>_<race>_<date>.jpg names (gender 0 male, 1 female)\n"
                  "  folders=DIR      DIR/<class>/*.jpg, class folder -> mask label (see --class-map)\n"
-                 "  csv=FILE         columns path[,person_id,mask,gender,age,source]; empty cell = unknown")
+                 "  csv=FILE         columns path[,person_id,mask,gender,age,source,x1,y1,x2,y2]; empty cell = unknown;\n"
+                 "                   x1..y2 = the face's known box in pixels (all four or none; `synth` writes them)\n"
+                 "  boxes=FILE       labelled face boxes in scene photos (face_mask_853 boxes.csv): path,img_w,img_h,label,\n"
+                 "                   xmin,ymin,xmax,ymax, one row per box, label through --class-map; person = the photo's\n"
+                 "                   group in near_duplicate_groups.csv (group,path) beside FILE when present, else the photo\n\n"
+                 "Rows with a known box are not detected: each box is cropped as a detected face would be\n"
+                 "(boxes with a side under --min-box px are skipped and counted).")
     _option(p, C, "data", "--data", action="append", metavar="KIND=PATH", help="a dataset (repeatable)")
     _option(p, C, "cache", type=Path, metavar="DIR", help="cache folder")
     _option(p, C, "input_size", type=int, metavar="PX", help="classifier input size")
     _option(p, C, "crop_margin", type=float, metavar="M", help="crop margin (core.crop.square_box), as at runtime")
     _option(p, C, "context", type=float, metavar="X", help="cached crop = X × the runtime crop, for augmentation room")
     _option(p, C, "min_face", type=int, metavar="PX", help="smallest face the detector looks for")
+    _option(p, C, "min_box", type=int, metavar="PX", help="known face boxes with a shorter side are skipped")
     _option(p, C, "thresholds", type=float, nargs=3, metavar=("P", "R", "O"), help="detector thresholds")
     _option(p, C, "no_face", choices=("pad", "skip"), help="no face found: pad the border and retry, or skip")
     _option(p, C, "workers", type=int, metavar="N", help="decoding threads")
@@ -197,11 +204,15 @@ def _add_split(commands) -> None:
     C = SplitConfig
     p = _command(commands, "split", "person-level stratified k-fold into <cache>/folds.csv",
                  "Assign every person of the cache to one fold, stratified on the person's mask states,\n"
-                 "gender and age group. Every later run reads the same folds.csv.")
+                 "gender and age group. Every later run reads the same folds.csv. --holdout F first sets a\n"
+                 "stratified fraction F of the people aside as the test split (fold \"test\"), which train never\n"
+                 "uses and `evaluate --split test` scores. People sharing an exact duplicate photo (same bytes)\n"
+                 "are kept together.")
     _option(p, C, "cache", type=Path, metavar="DIR", help="cache folder")
     _option(p, C, "folds", type=int, metavar="K", help="number of folds")
     _option(p, C, "seed", type=int, help="shuffling seed")
     _option(p, C, "age_boundary", type=int, metavar="YEARS", help="start of the oldest age group, for the strata")
+    _option(p, C, "holdout", type=float, metavar="F", help="fraction of people held out as the test split (0: none)")
     p.set_defaults(func=_cmd_split)
 
 
@@ -247,14 +258,16 @@ def _add_train(commands) -> None:
 
 def _add_evaluate(commands) -> None:
     C = EvaluateConfig
-    p = _command(commands, "evaluate", "score a run on its validation fold",
-                 "Per-head macro-F1 and accuracy, 18-class macro-F1, confusion matrices (PNG), errors by\n"
-                 "age and report.md, for the run's best checkpoint or (--onnx) an exported model through core.")
+    p = _command(commands, "evaluate", "score a run on its validation fold or the test split",
+                 "Per-head macro-F1 and accuracy (overall and per source; the mask head by gender and age\n"
+                 "group), 18-class macro-F1, confusion matrices (PNG), errors by age, breakdown.csv and\n"
+                 "report.md, for the run's best checkpoint or (--onnx) an exported model through core.")
     _option(p, C, "run_dir", type=Path, metavar="DIR", help="run folder")
     _option(p, C, "cache", type=Path, metavar="DIR", help="cache folder (default: the run's)")
     _option(p, C, "onnx", type=Path, metavar="FILE", help="evaluate this exported model instead of the checkpoint")
     _option(p, C, "fold", type=int, metavar="K", help="fold (default: the run's validation fold)")
-    _option(p, C, "out", type=Path, metavar="DIR", help="output folder (default: <run>/eval)")
+    _option(p, C, "split", choices=("val", "test"), help="val: the validation fold; test: the held-out test split (split --holdout)")
+    _option(p, C, "out", type=Path, metavar="DIR", help="output folder (default: <run>/eval, or <run>/eval_test for --split test)")
     _option(p, C, "batch_size", type=int, help="batch size")
     p.set_defaults(func=_cmd_evaluate)
 

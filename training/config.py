@@ -37,12 +37,13 @@ class PrepareConfig:
     crop_margin at input_size), and the rim is room for the random-resized-crop augmentation.
     """
 
-    data: tuple[str, ...] = ()  # dataset specs "KIND=PATH" (KIND: competition, utkface, folders, csv)
+    data: tuple[str, ...] = ()  # dataset specs "KIND=PATH" (KIND: competition, utkface, folders, csv, boxes)
     cache: Path = Path("cache")
     input_size: int = 224
     crop_margin: float = 0.2
     context: float = 1.25
     min_face: int = 40
+    min_box: int = 10  # known face boxes (boxes layout, csv x1..y2) with a shorter side are skipped
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     no_face: str = "pad"  # "pad": pad the border and detect again, then skip; "skip": skip at once
     workers: int = 2  # decoding threads
@@ -63,21 +64,26 @@ class PrepareConfig:
             raise ConfigError("no_face must be 'pad' or 'skip'")
         if self.workers < 1:
             raise ConfigError("workers must be at least 1")
+        if self.min_box < 1:
+            raise ConfigError("min_box must be at least 1")
 
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Person-level stratified k-fold, written once to <cache>/folds.csv."""
+    """Person-level stratified k-fold (after an optional held-out test split), written once to <cache>/folds.csv."""
 
     cache: Path = Path("cache")
     folds: int = 5
     seed: int = 0
     age_boundary: int = OLD_AGE  # for the age group used in the strata
+    holdout: float = 0.0  # fraction of people first put in the test split (fold "test"); 0 = none
 
     def __post_init__(self) -> None:
         _coerce(self)
         if self.folds < 2:
             raise ConfigError("folds must be at least 2")
+        if not 0.0 <= self.holdout < 1.0:
+            raise ConfigError("holdout must be within [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -148,19 +154,24 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """Scores a run (its best checkpoint, or an exported ONNX file) on its validation fold."""
+    """Scores a run (its best checkpoint, or an exported ONNX file) on its validation fold or the test split."""
 
     run_dir: Path | None = None  # required
     cache: Path | None = None  # default: the run's cache
     onnx: Path | None = None  # evaluate this exported file through core instead of the checkpoint
     fold: int | None = None  # default: the run's validation fold
-    out: Path | None = None  # default <run_dir>/eval
+    split: str = "val"  # "val": the validation fold; "test": the held-out test split (split --holdout)
+    out: Path | None = None  # default <run_dir>/eval (val) or <run_dir>/eval_test (test)
     batch_size: int = 64
 
     def __post_init__(self) -> None:
         _coerce(self)
         if self.run_dir is None:
             raise ConfigError("evaluate needs the run folder (--run-dir)")
+        if self.split not in ("val", "test"):
+            raise ConfigError("split must be 'val' or 'test'")
+        if self.split == "test" and self.fold is not None:
+            raise ConfigError("--fold picks a validation fold; it cannot go with --split test")
 
 
 @dataclass(frozen=True)

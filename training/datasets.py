@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from core.labels import LABEL_NAMES, OLD_AGE, Age, Gender, Mask, age_group
 
 log = logging.getLogger(__name__)
 
-KINDS = ("competition", "utkface", "folders", "csv")
+KINDS = ("competition", "utkface", "folders", "csv", "boxes")
 
 #: competition layout: file stem -> mask label.
 COMPETITION_FILES: dict[str, Mask] = {
@@ -38,6 +39,10 @@ SKIP = "skip"
 
 MAX_AGE = 130
 
+BOX_COLUMNS = ("x1", "y1", "x2", "y2")
+#: boxes layout (face_mask_853): the near-duplicate groups file beside boxes.csv.
+NEAR_DUPLICATES = "near_duplicate_groups.csv"
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -55,7 +60,11 @@ class Problem:
 
 @dataclass(frozen=True)
 class ManifestRow:
-    """One labelled photo. age is in years when known; age_group when only the group is."""
+    """One labelled face. age is in years when known; age_group when only the group is.
+
+    box: the face's known box (x1, y1, x2, y2 in the photo's pixels); prepare crops it instead of
+    detecting. None: prepare finds the face. A photo with several known faces gives one row each.
+    """
 
     path: Path
     person_id: str
@@ -64,6 +73,7 @@ class ManifestRow:
     age: float | None
     age_group: Age | None
     source: str
+    box: tuple[float, float, float, float] | None = None
 
     def age_label(self, old_age: int = OLD_AGE) -> Age | None:
         """The age group, from the years when known (so --age-boundary applies), else the group."""
@@ -137,6 +147,25 @@ def parse_age(text: str) -> tuple[float | None, Age | None]:
     if not 0 <= years <= MAX_AGE:
         raise LabelError(f"age {years:g} is outside 0..{MAX_AGE}")
     return years, None
+
+
+def parse_box(values: Iterable[str]) -> tuple[float, float, float, float] | None:
+    """(x1, y1, x2, y2) from four cells: all empty is no box; some empty, non-numeric or an
+    empty/inverted box is a LabelError."""
+    cells = [v.strip() for v in values]
+    if not any(cells):
+        return None
+    if not all(cells):
+        raise LabelError(f"partial box {','.join(cells)!r}: give all of x1, y1, x2, y2 or none")
+    try:
+        box = tuple(float(v) for v in cells)
+    except ValueError:
+        raise LabelError(f"box {','.join(cells)!r} is not four numbers") from None
+    if not all(math.isfinite(v) for v in box):
+        raise LabelError(f"box {','.join(cells)!r} is not four finite numbers")
+    if box[2] <= box[0] or box[3] <= box[1]:
+        raise LabelError(f"box {','.join(cells)!r} is empty (needs x2 > x1 and y2 > y1)")
+    return box  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------------------------------ readers
@@ -293,7 +322,9 @@ def read_folders(root: Path, class_map: dict[str, str] | None = None, source: st
 
 def read_csv_manifest(table: Path, source: str | None = None) -> ReadResult:
     """A CSV with path (relative to the CSV's folder, or absolute) and optional person_id, mask,
-    gender, age (years or group) and source columns. An empty cell is an unknown label."""
+    gender, age (years or group), source and x1, y1, x2, y2 (the face's box in the photo's pixels:
+    all four or none) columns. An empty cell is an unknown label; other columns are ignored
+    (`mask-train synth` adds style and placement)."""
     table = Path(table)
     default_source = source or f"csv:{table.stem}"
     result = ReadResult()
@@ -311,6 +342,7 @@ def read_csv_manifest(table: Path, source: str | None = None) -> ReadResult:
             mask = parse_mask(row.get("mask", ""))
             gender = parse_gender(row.get("gender", ""))
             years, group = parse_age(row.get("age", ""))
+            box = parse_box(row.get(c, "") for c in BOX_COLUMNS)
         except LabelError as exc:
             result.problems.append(Problem(*where, str(exc)))
             continue
@@ -318,11 +350,76 @@ def read_csv_manifest(table: Path, source: str | None = None) -> ReadResult:
             result.problems.append(Problem(*where, f"file not found: {path}"))
             continue
         row_source = row.get("source") or default_source
-        manifest_row = ManifestRow(path, f"{row_source}/{row.get('person_id') or row['path']}", mask, gender, years, group, row_source)
+        manifest_row = ManifestRow(
+            path, f"{row_source}/{row.get('person_id') or row['path']}", mask, gender, years, group, row_source, box
+        )
         if not manifest_row.has_label():
             result.problems.append(Problem(*where, "no label at all (not used)", "warning"))
             continue
         result.rows.append(manifest_row)
+    return result
+
+
+def read_near_duplicates(table: Path, result: ReadResult) -> dict[str, str]:
+    """`group,path` rows (path relative to the file's folder) -> {path: group}."""
+    rows = _open_csv(table, result, ("group", "path"))
+    groups: dict[str, str] = {}
+    for line, row in rows or []:
+        if not row["group"] or not row["path"]:
+            result.problems.append(Problem(str(table), line, "empty group or path", "warning"))
+            continue
+        previous = groups.setdefault(row["path"], row["group"])
+        if previous != row["group"]:
+            result.problems.append(Problem(str(table), line, f"{row['path']} is in groups {previous} and {row['group']} (first kept)", "warning"))
+    return groups
+
+
+def read_boxes(table: Path, class_map: dict[str, str] | None = None, source: str | None = None) -> ReadResult:
+    """Labelled face boxes in scene photos (face_mask_853): a CSV with path (relative to the CSV's
+    folder), label, xmin, ymin, xmax, ymax (img_w, img_h optional), one row per box. The label
+    goes through the folders layout's class map. No gender or age.
+
+    Person id: the photo's near-duplicate group when `near_duplicate_groups.csv` (group, path) is
+    beside the CSV, so near copies never straddle a split; else the photo itself.
+    """
+    table = Path(table)
+    source = source or f"boxes:{table.parent.name}"
+    mapping = {k.lower(): v for k, v in {**DEFAULT_CLASS_MAP, **(class_map or {})}.items()}
+    result = ReadResult()
+    rows = _open_csv(table, result, ("path", "label", "xmin", "ymin", "xmax", "ymax"))
+    if rows is None:
+        return result
+    groups_file = table.parent / NEAR_DUPLICATES
+    groups = read_near_duplicates(groups_file, result) if groups_file.is_file() else {}
+    exists: dict[str, bool] = {}
+    for line, row in rows:
+        where = (str(table), line)
+        if not row["path"]:
+            result.problems.append(Problem(*where, "empty path"))
+            continue
+        target = mapping.get(row["label"].lower())
+        if target == SKIP:
+            continue
+        try:
+            if target is None:
+                raise LabelError(f"unknown label {row['label']!r} (map it: --class-map {row['label'] or 'NAME'}=wear|incorrect|not_wear|skip)")
+            mask = parse_mask(target)
+            box = parse_box(row[c] for c in ("xmin", "ymin", "xmax", "ymax"))
+            if box is None:
+                raise LabelError("no box")
+        except LabelError as exc:
+            result.problems.append(Problem(*where, str(exc)))
+            continue
+        path = Path(row["path"])
+        path = path if path.is_absolute() else table.parent / path
+        if row["path"] not in exists:
+            exists[row["path"]] = path.is_file()
+        if not exists[row["path"]]:
+            result.problems.append(Problem(*where, f"file not found: {path}"))
+            continue
+        group = groups.get(row["path"])
+        person = f"{source}/group{group}" if group is not None else f"{source}/{row['path']}"
+        result.rows.append(ManifestRow(path, person, mask, None, None, None, source, box))
     return result
 
 
@@ -331,13 +428,19 @@ def read_csv_manifest(table: Path, source: str | None = None) -> ReadResult:
 
 def parse_spec(spec: str) -> tuple[str, Path]:
     """"KIND=PATH", or a bare PATH whose layout is recognised: train.csv + images/ is the
-    competition, a .csv file a manifest, UTKFace-named files utkface, else folders."""
+    competition, a .csv file with label and xmin..ymax columns boxes, another .csv a manifest,
+    UTKFace-named files utkface, else folders."""
     kind, sep, rest = spec.partition("=")
     if sep and kind in KINDS:
         return kind, Path(rest)
     path = Path(spec)
     if path.is_file() and path.suffix.lower() == ".csv":
-        return "csv", path
+        try:
+            with open(path, encoding="utf-8-sig") as handle:
+                header = {c.strip() for c in handle.readline().strip().split(",")}
+        except (OSError, UnicodeDecodeError):
+            header = set()
+        return ("boxes" if {"label", "xmin", "ymin", "xmax", "ymax"} <= header else "csv"), path
     if (path / "train.csv").is_file() and (path / "images").is_dir():
         return "competition", path
     if path.is_dir():
@@ -361,6 +464,8 @@ def read_dataset(spec: str, class_map: dict[str, str] | None = None) -> ReadResu
         result = read_utkface(path)
     elif kind == "folders":
         result = read_folders(path, class_map)
+    elif kind == "boxes":
+        result = read_boxes(path, class_map)
     else:
         result = read_csv_manifest(path)
     log.info("%s %s: %d rows, %d errors, %d warnings", kind, path, len(result.rows), len(result.errors), len(result.warnings))

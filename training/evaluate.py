@@ -1,11 +1,14 @@
-"""`evaluate`: scores of a run on its validation fold, as numbers, pictures and a short report.
+"""`evaluate`: scores of a run on its validation fold (or, with split="test", on the held-out test
+split of `mask-train split --holdout`), as numbers, pictures and a short report.
 
 The model is either the run's best checkpoint (torch) or an exported ONNX file run through
 core's Classifier, the app's own path; both see the cached runtime crop (crop_face at the
 model's margin and input size, as the app makes it).
 
-Writes into <run>/eval (or --out): metrics.json, report.md, confusion_<head>.png,
-predictions.csv, errors_by_age.csv.
+Writes into <run>/eval (test split: <run>/eval_test; or --out): metrics.json, report.md,
+confusion_<head>.png, predictions.csv, errors_by_age.csv and breakdown.csv (per-head macro-F1 and
+accuracy overall and per source, and the mask head's by gender and by age group; long format:
+by, group, head, n, f1, accuracy — the numbers a model card quotes; also in metrics.json).
 """
 from __future__ import annotations
 
@@ -29,8 +32,8 @@ from training.cache import Cache, CachedFace
 from training.config import ConfigError, EvaluateConfig, TrainConfig, make_config
 from training.data import target_matrix
 from training.figures import confusion_image, save_png
-from training.metrics import IGNORE, marginals, score
-from training.train import build_model, split_faces
+from training.metrics import IGNORE, accuracy, macro_f1, marginals, score
+from training.train import build_model, held_out_faces, split_faces
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,59 @@ def errors_by_age(faces: Sequence[CachedFace], probs: dict[str, np.ndarray], lab
     return rows
 
 
+BREAKDOWN_COLUMNS = ["by", "group", "head", "n", "f1", "accuracy"]
+
+
+def _head_scores(probs: dict[str, np.ndarray], labels: np.ndarray, rows: np.ndarray, head: str) -> tuple[int, float, float]:
+    i = HEADS.index(head)
+    valid = rows & (labels[:, i] != IGNORE)
+    truth, pred = labels[valid, i], np.argmax(probs[head][valid], axis=1)
+    return int(valid.sum()), macro_f1(truth, pred, len(LABEL_NAMES[head])), accuracy(truth, pred)
+
+
+def breakdown(faces: Sequence[CachedFace], probs: dict[str, np.ndarray], labels: np.ndarray) -> list[dict]:
+    """Per-head macro-F1 and accuracy overall ("all") and per source; the mask head's by gender and
+    by age group (photos that have both labels). Groups with no labelled photo are left out."""
+    out: list[dict] = []
+
+    def add(by: str, group: str, rows: np.ndarray, heads: Sequence[str]) -> None:
+        for head in heads:
+            n, f1, acc = _head_scores(probs, labels, rows, head)
+            if n:
+                out.append({"by": by, "group": group, "head": head, "n": n, "f1": round(f1, 4), "accuracy": round(acc, 4)})
+
+    everyone = np.ones(len(faces), dtype=bool)
+    add("all", "all", everyone, HEADS)
+    sources = np.array([f.row.source for f in faces])
+    for source in sorted(set(sources.tolist())):
+        add("source", source, sources == source, HEADS)
+    for by, column in (("gender", 1), ("age", 2)):
+        for value, name in enumerate(LABEL_NAMES[by]):
+            add(by, name, labels[:, column] == value, ("mask",))
+    return out
+
+
+def _breakdown_report(rows: list[dict]) -> list[str]:
+    lines: list[str] = []
+    cell = {(r["by"], r["group"], r["head"]): r for r in rows}
+    sources = sorted({r["group"] for r in rows if r["by"] == "source"})
+    if sources:
+        lines += ["", "## By source (macro-F1 / accuracy, photos)", "",
+                  "| source | " + " | ".join(HEADS) + " |", "|---|" + "---|" * len(HEADS)]
+        for source in sources:
+            cells = []
+            for head in HEADS:
+                r = cell.get(("source", source, head))
+                cells.append(f"{r['f1']:.4f} / {r['accuracy']:.4f} ({r['n']})" if r else "–")
+            lines.append(f"| {source} | " + " | ".join(cells) + " |")
+    for by, title in (("gender", "Mask head by gender"), ("age", "Mask head by age group")):
+        picked = [r for r in rows if r["by"] == by]
+        if picked:
+            lines += ["", f"## {title}", "", f"| {by} | photos | macro-F1 | accuracy |", "|---|---|---|---|"]
+            lines += [f"| {r['group']} | {r['n']} | {r['f1']:.4f} | {r['accuracy']:.4f} |" for r in picked]
+    return lines
+
+
 @dataclass
 class Evaluation:
     metrics: dict
@@ -122,14 +178,15 @@ class Evaluation:
         )
 
 
-def _report(title: str, metrics: dict, by_age: list[dict], images: dict[str, str]) -> str:
+def _report(title: str, metrics: dict, by_age: list[dict], images: dict[str, str], parts: list[dict] | None = None) -> str:
     lines = [f"# {title}", "", "| head | macro-F1 | accuracy | photos |", "|---|---|---|---|"]
     for head in (*HEADS, "class"):
         m = metrics[head]
         name = "18 classes" if head == "class" else head
         lines.append(f"| {name} | {m['f1']:.4f} | {m['accuracy']:.4f} | {m['n']} |" if m["n"] else f"| {name} | – | – | 0 |")
-    lines += ["", f"Validation score (mean of the heads' macro-F1): **{metrics['score']:.4f}**", ""]
-    lines += ["## Confusion matrices (rows: truth, columns: prediction)", ""]
+    lines += ["", f"Score (mean of the heads' macro-F1): **{metrics['score']:.4f}**"]
+    lines += _breakdown_report(parts or [])
+    lines += ["", "## Confusion matrices (rows: truth, columns: prediction)", ""]
     lines += [f"![{head}]({file})" for head, file in images.items()]
     if by_age:
         lines += ["", "## Error rate by age", "", "| ages | photos | mask | gender | age |", "|---|---|---|---|---|"]
@@ -140,12 +197,19 @@ def _report(title: str, metrics: dict, by_age: list[dict], images: dict[str, str
 
 
 def evaluate(config: EvaluateConfig, progress: bool = True) -> Evaluation:
-    """Score the run's best checkpoint (or config.onnx) on the run's validation fold."""
+    """Score the run's best checkpoint (or config.onnx) on the run's validation fold, or with
+    config.split == "test" on the cache's held-out test split."""
     train_config, state = load_best(config.run_dir)
     cache = Cache(config.cache or train_config.cache)
     geometry = cache.read_info().geometry
-    fold = train_config.fold if config.fold is None else config.fold
-    _, faces = split_faces(cache, fold)
+    if config.split == "test":
+        fold = None
+        faces = held_out_faces(cache)
+        where = "the test split"
+    else:
+        fold = train_config.fold if config.fold is None else config.fold
+        _, faces = split_faces(cache, fold)
+        where = f"fold {fold}"
     age_boundary = train_config.age_boundary
     if config.onnx is not None:
         classifier = Classifier(config.onnx)
@@ -157,15 +221,16 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> Evaluation:
             )
         age_boundary = meta.age_boundary
         probs = predict_onnx(classifier, faces, config.batch_size, progress)
-        title = f"{config.onnx.name} ({meta.model_version}) on fold {fold}"
+        title = f"{config.onnx.name} ({meta.model_version}) on {where}"
     else:
         probs = predict_torch(model_from_state(train_config, state), faces, config.batch_size, progress)
-        title = f"{train_config.model}, epoch {state['epoch']}, on fold {fold}"
+        title = f"{train_config.model}, epoch {state['epoch']}, on {where}"
     labels = target_matrix(faces, age_boundary, False)
     metrics = score(probs, labels)
     by_age = errors_by_age(faces, probs, labels)
+    parts = breakdown(faces, probs, labels)
 
-    out = config.out or Path(config.run_dir) / "eval"
+    out = config.out or Path(config.run_dir) / ("eval_test" if config.split == "test" else "eval")
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     images: dict[str, str] = {}
@@ -175,26 +240,30 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> Evaluation:
             images[head] = path.name
             files.append(path)
     plain = {k: ({kk: vv.tolist() if isinstance(vv, np.ndarray) else vv for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in metrics.items()}
-    plain.update(fold=fold, photos=len(faces), model=title, errors_by_age=by_age)
+    plain.update(split=config.split, fold=fold, photos=len(faces), model=title, age_boundary=age_boundary, errors_by_age=by_age, breakdown=parts)
     with atomic_open(out / "metrics.json", "w", encoding="utf-8") as handle:
         json.dump(plain, handle, indent=1)
     with atomic_open(out / "report.md", "w", encoding="utf-8") as handle:
-        handle.write(_report(f"Evaluation: {title}", metrics, by_age, images))
+        handle.write(_report(f"Evaluation: {title}", metrics, by_age, images, parts))
+    with atomic_open(out / "breakdown.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=BREAKDOWN_COLUMNS)
+        writer.writeheader()
+        writer.writerows(parts)
     with atomic_open(out / "errors_by_age.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["ages", "n", *(f"{h}_error" for h in HEADS)])
         writer.writeheader()
         writer.writerows(by_age)
     with atomic_open(out / "predictions.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "person_id", *(f"{h}_{k}" for h in HEADS for k in ("true", "pred", "conf"))])
+        writer.writerow(["path", "person_id", "source", *(f"{h}_{k}" for h in HEADS for k in ("true", "pred", "conf"))])
         for i, face in enumerate(faces):
             cells = []
             for j, head in enumerate(HEADS):
                 pred = int(np.argmax(probs[head][i]))
                 truth = LABEL_NAMES[head][labels[i, j]] if labels[i, j] != IGNORE else ""
                 cells += [truth, LABEL_NAMES[head][pred], round(float(probs[head][i, pred]), 4)]
-            writer.writerow([str(face.row.path), face.row.person_id, *cells])
-    files += [out / n for n in ("metrics.json", "report.md", "errors_by_age.csv", "predictions.csv")]
+            writer.writerow([str(face.row.path), face.row.person_id, face.row.source, *cells])
+    files += [out / n for n in ("metrics.json", "report.md", "breakdown.csv", "errors_by_age.csv", "predictions.csv")]
     evaluation = Evaluation(metrics, out, files)
     log.info("%s", evaluation.describe())
     return evaluation

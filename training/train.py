@@ -34,7 +34,7 @@ from tqdm import tqdm
 from core.atomic import atomic_open
 from training import checkpoint
 from training.augment import AugmentConfig
-from training.cache import Cache, CachedFace
+from training.cache import TEST_FOLD, Cache, CachedFace
 from training.config import ConfigError, TrainConfig, to_dict
 from training.data import (
     IGNORE,
@@ -98,21 +98,36 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def split_faces(cache: Cache, fold: int) -> tuple[list[CachedFace], list[CachedFace]]:
-    """(train, validation) by the saved folds; a person unknown to folds.csv is an error."""
+def _faces_with_folds(cache: Cache) -> tuple[list[CachedFace], dict[str, int]]:
     faces = cache.read_faces()
     folds = cache.read_folds()
     unknown = sorted({f.row.person_id for f in faces} - set(folds))
     if unknown:
         raise ConfigError(f"{len(unknown)} people have no fold (e.g. {unknown[0]}): the data changed, run `mask-train split` again")
+    return faces, folds
+
+
+def split_faces(cache: Cache, fold: int) -> tuple[list[CachedFace], list[CachedFace]]:
+    """(train, validation) by the saved folds; a person unknown to folds.csv is an error.
+    People in the held-out test split (fold "test") are in neither."""
+    faces, folds = _faces_with_folds(cache)
     count = max(folds.values()) + 1
-    if fold >= count:
+    if fold < 0 or fold >= count:
         raise ConfigError(f"fold {fold} does not exist: folds.csv has {count} folds (0..{count - 1})")
-    train = [f for f in faces if folds[f.row.person_id] != fold]
+    train = [f for f in faces if folds[f.row.person_id] not in (fold, TEST_FOLD)]
     val = [f for f in faces if folds[f.row.person_id] == fold]
     if not train or not val:
         raise ConfigError(f"fold {fold} leaves {len(train)} training and {len(val)} validation photos")
     return train, val
+
+
+def held_out_faces(cache: Cache) -> list[CachedFace]:
+    """The held-out test split (`mask-train split --holdout`); an error when there is none."""
+    faces, folds = _faces_with_folds(cache)
+    test = [f for f in faces if folds[f.row.person_id] == TEST_FOLD]
+    if not test:
+        raise ConfigError(f"{cache.folds_path} has no test split: run `mask-train split --holdout F` first")
+    return test
 
 
 def build_model(architecture: str, single_head: bool, weights: Path | None = None, drop_rate: float = 0.2) -> MaskClassifier:
@@ -322,7 +337,7 @@ def _build(config: TrainConfig, cache: Cache) -> _Run:
     train_labels = target_matrix(train_faces, config.age_boundary, config.single_head)
     val_targets = target_matrix(val_faces, config.age_boundary, config.single_head)
     val_labels = target_matrix(val_faces, config.age_boundary, False)
-    log.info("fold %d: %d training and %d validation photos; device %s", config.fold, len(train_faces), len(val_faces), device)
+    log.info("fold %d: %d training and %d validation photos (test split excluded); device %s", config.fold, len(train_faces), len(val_faces), device)
 
     model = build_model(config.model, config.single_head, config.weights, config.drop_rate)
     data_config = model.data_config()
