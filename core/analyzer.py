@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.classifier import Classifier
+from core.classifier import Classifier, HeadProbabilities
 from core.config import AnalyzerConfig, DetectorConfig
-from core.crop import crop_face, square_box
+from core.crop import crop_face
 from core.labels import LABEL_NAMES, Age, Gender, Mask, encode_class
 from core.mtcnn import MTCNN, Detection
 
@@ -61,6 +61,11 @@ def _head(enum: type[IntEnum], probs: np.ndarray) -> HeadResult:
     return HeadResult(enum(int(np.argmax(probs))), tuple(float(p) for p in probs))
 
 
+def _labelled(box: np.ndarray, landmarks: np.ndarray, score: float, probs: HeadProbabilities, i: int) -> Face:
+    """The Face of row i of a batched prediction."""
+    return Face(box, landmarks, score, _head(Mask, probs.mask[i]), _head(Gender, probs.gender[i]), _head(Age, probs.age[i]))
+
+
 class FaceAnalyzer:
     """MTCNN over ONNX plus the classifier; `analyze(image)` returns every face with its labels."""
 
@@ -92,27 +97,18 @@ class FaceAnalyzer:
         """Label given detections; all crops go through the classifier in one batched call."""
         if self.classifier is None or not detections:
             return [Face(d.box, d.landmarks, d.score) for d in detections]
-        probs = self.classify_boxes(image_bgr, [d.box for d in detections])
-        return [
-            Face(d.box, d.landmarks, d.score, _head(Mask, probs.mask[i]), _head(Gender, probs.gender[i]), _head(Age, probs.age[i]))
-            for i, d in enumerate(detections)
-        ]
-
-    def classify_boxes(self, image_bgr: np.ndarray, boxes: list[np.ndarray]):
-        """Head probabilities for face boxes (used directly for a fallback box with no detection)."""
-        if self.classifier is None:
-            raise RuntimeError("no classifier is loaded")
-        size, margin = self.classifier.input_size, self.classifier.crop_margin
-        crops = np.stack([crop_face(image_bgr, box, margin, size) for box in boxes])
-        return self.classifier.predict(crops)
+        probs = self._predict(image_bgr, [d.box for d in detections])
+        return [_labelled(d.box, d.landmarks, d.score, probs, i) for i, d in enumerate(detections)]
 
     def classify_box(self, image_bgr: np.ndarray, box: np.ndarray) -> Face:
         """A Face for a box that did not come from the detector (e.g. a fallback centre crop)."""
-        probs = self.classify_boxes(image_bgr, [box])
-        return Face(
-            np.asarray(box, dtype=np.float32), np.zeros((5, 2), np.float32), 0.0,
-            _head(Mask, probs.mask[0]), _head(Gender, probs.gender[0]), _head(Age, probs.age[0]),
-        )
+        probs = self._predict(image_bgr, [box])
+        return _labelled(np.asarray(box, dtype=np.float32), np.zeros((5, 2), np.float32), 0.0, probs, 0)
 
+    def _predict(self, image_bgr: np.ndarray, boxes: list[np.ndarray]) -> HeadProbabilities:
+        classifier = self.classifier
+        if classifier is None:
+            raise RuntimeError("no classifier is loaded")
+        size, margin = classifier.input_size, classifier.crop_margin
+        return classifier.predict(np.stack([crop_face(image_bgr, box, margin, size) for box in boxes]))
 
-__all__ = ["Face", "FaceAnalyzer", "HeadResult", "square_box"]
