@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
         "with no face, one per unreadable file with the reason.",
     )
     batch.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
-    batch.add_argument("--out", type=Path, default=Path("results.csv"), help="results file, .csv or .json (default results.csv)")
+    batch.add_argument(
+        "--out", type=Path,
+        help="results file, .csv or .json (default: results.csv, unless only --submission or --annotate is asked for)",
+    )
     batch.add_argument("--submission", type=Path, metavar="INFO_CSV", help="fill the competition's eval/info.csv (ImageID, ans)")
     batch.add_argument("--submission-out", type=Path, metavar="CSV", help="where the filled submission goes (default: submission.csv beside info.csv)")
     batch.add_argument("--fallback-class", type=int, default=4, metavar="ID", help="submission class for an unreadable image (default 4)")
@@ -73,29 +76,30 @@ def make_analyzer(args: argparse.Namespace):
 def run_batch(args: argparse.Namespace) -> int:
     from core.batch import BatchError, BatchJob, BatchOptions
     from core.classifier import ClassifierLoadError
+    from core.mtcnn import DetectorLoadError
 
+    out = args.out
+    if out is None and args.submission is None and args.annotate is None:
+        out = Path("results.csv")
     try:
         analyzer = make_analyzer(args)
-    except (ClassifierLoadError, ValueError) as exc:
+        job = BatchJob(
+            paths=args.paths, out=out, submission_info=args.submission, submission_out=args.submission_out,
+            annotate_dir=args.annotate, recursive=args.recursive, fallback_class=args.fallback_class,
+            options=BatchOptions(max_pixels=int(args.max_mpx * 1e6), decode_workers=args.workers),
+        )
+        with logging_redirect_tqdm(), tqdm(unit="img", desc="labelling", disable=None) as bar:
+
+            def progress(result, summary) -> None:
+                bar.total = summary.files
+                bar.update(1)
+                if result.error:
+                    log.info("%s: %s", result.path, result.error)
+
+            summary = job.run(analyzer, progress=progress)
+    except (BatchError, ClassifierLoadError, DetectorLoadError, ValueError) as exc:
         log.error("%s", exc)
         return 2
-    job = BatchJob(
-        paths=args.paths, out=args.out, submission_info=args.submission, submission_out=args.submission_out,
-        annotate_dir=args.annotate, recursive=args.recursive, fallback_class=args.fallback_class,
-        options=BatchOptions(max_pixels=int(args.max_mpx * 1e6), decode_workers=args.workers),
-    )
-    with logging_redirect_tqdm(), tqdm(unit="img", desc="labelling", disable=None) as bar:
-        def progress(result, summary) -> None:
-            bar.total = summary.files
-            bar.update(1)
-            if result.error:
-                log.info("%s: %s", result.path, result.error)
-
-        try:
-            summary = job.run(analyzer, progress=progress)
-        except BatchError as exc:
-            log.error("%s", exc)
-            return 2
     print(summary.describe())
     if summary.files == 0:
         log.warning("no images found in %s", ", ".join(map(str, args.paths)))

@@ -100,11 +100,14 @@ class InferenceWorker(QObject):
         if self.analyzer is None:
             return
         path = default_classifier_path()
-        if not path.exists() or not self.load_classifier(str(path)):
+        if not path.exists():
             self._use(None)
+        else:
+            self.load_classifier(str(path))  # refused: the model in use stays, modelFailed says why
 
     def _use(self, classifier: Classifier | None) -> None:
-        assert self.analyzer is not None
+        if self.analyzer is None:
+            return
         self.analyzer.set_classifier(classifier)
         self.modelChanged.emit(ModelInfo.of(classifier))
 

@@ -46,6 +46,12 @@ class BatchOptions:
     #: whose photos are centred portraits).
     centre_fallback: bool = False
 
+    def __post_init__(self) -> None:
+        if self.max_pixels <= 0:
+            raise BatchError("the pixel limit must be positive")
+        if self.decode_workers < 1:
+            raise BatchError("at least one decoding thread is needed")
+
 
 @dataclass
 class ImageResult:
@@ -81,6 +87,9 @@ def _load(path: Path, max_pixels: int) -> LoadedImage | str:
         return load_image(path, max_pixels=max_pixels)
     except ImageReadError as exc:
         return str(exc)
+    except Exception as exc:  # a decoder bug or MemoryError on one file must not end the batch
+        log.exception("decoding %s failed", path)
+        return f"decoding failed: {exc}"
 
 
 def analyze_files(
@@ -168,15 +177,23 @@ def result_rows(result: ImageResult) -> list[dict[str, Any]]:
 
 
 class ResultOutput(Protocol):
-    """Where results go: `add` per image as it is done, `close` once (returns what it wrote)."""
+    """Where results go: `add` per image as it is done, then `close` once (returns what it
+    wrote) or, when the run failed, `abort` (writes nothing, leaves any old file as it was).
+    `partial_ok`: a stopped run still closes it (results so far); else a stop aborts it."""
+
+    partial_ok: bool
 
     def add(self, result: ImageResult, image: np.ndarray | None) -> None: ...
 
     def close(self) -> Path: ...
 
+    def abort(self) -> None: ...
+
 
 class CsvResults:
     """Streams rows to a temporary file; `close` renames it into place."""
+
+    partial_ok = True
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -192,9 +209,14 @@ class CsvResults:
         self._files.close()
         return self.path
 
+    def abort(self) -> None:
+        self._files.__exit__(RuntimeError, RuntimeError("batch aborted"), None)  # the temporary file goes
+
 
 class JsonResults:
     """One object per image with its faces nested; written whole at `close`."""
+
+    partial_ok = True
 
     def __init__(self, path: Path, model_info: dict[str, str]) -> None:
         self.path = path
@@ -219,13 +241,19 @@ class JsonResults:
             json.dump({"model": self.model_info, "images": self.images}, handle, indent=1, ensure_ascii=False)
         return self.path
 
+    def abort(self) -> None:
+        self.images.clear()
+
 
 class Submission:
     """Fills the competition's info.csv (ImageID, ans) from the largest face of each image.
 
     No face found: the class of a centred box (the photos are centred portraits). Image missing
-    or unreadable: `fallback_class`. The filled file goes to `out`, never over info.csv.
+    or unreadable: `fallback_class`. The filled file goes to `out`, never over info.csv. A
+    stopped run writes no submission: its unprocessed rows would all be guesses.
     """
+
+    partial_ok = False
 
     def __init__(self, info_csv: Path, out: Path, fallback_class: int = DEFAULT_FALLBACK_CLASS) -> None:
         if not 0 <= fallback_class < NUM_CLASSES:
@@ -264,16 +292,21 @@ class Submission:
             writer.writerows(self.rows)
         return self.out
 
+    def abort(self) -> None:
+        log.warning("no submission written: the run did not finish")
+
 
 class Annotator:
     """Saves a copy of each image with boxes and labels under `out_dir`, never over an input."""
 
     WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+    partial_ok = True
 
     def __init__(self, out_dir: Path, roots: Sequence[Path], inputs: Iterable[Path]) -> None:
         self.out_dir = out_dir
         self.roots = [r for r in roots if r.is_dir()]
         self.inputs = {p.resolve() for p in inputs}
+        self.taken: set[Path] = set()  # targets written in this run: two inputs never share one
         self.written = 0
 
     def target(self, path: Path) -> Path:
@@ -285,9 +318,10 @@ class Annotator:
         suffix = path.suffix.lower() if path.suffix.lower() in self.WRITABLE else ".png"
         target = self.out_dir / relative.with_suffix(suffix)
         n = 0
-        while target.resolve() in self.inputs:
+        while target.resolve() in self.inputs or target.resolve() in self.taken:
             n += 1
             target = target.with_name(f"{relative.stem}_annotated{'' if n == 1 else n}{suffix}")
+        self.taken.add(target.resolve())
         return target
 
     def add(self, result: ImageResult, image: np.ndarray | None) -> None:
@@ -304,6 +338,9 @@ class Annotator:
 
     def close(self) -> Path:
         return self.out_dir
+
+    def abort(self) -> None:
+        """Copies already written stay: each is complete, and none is over an input."""
 
 
 # ------------------------------------------------------------------------------------ runner
@@ -352,13 +389,31 @@ class BatchJob:
     fallback_class: int = DEFAULT_FALLBACK_CLASS
     options: BatchOptions = BatchOptions()
 
-    def _open_outputs(self, analyzer: FaceAnalyzer, files: list[FileEntry]) -> list[ResultOutput]:
-        outputs: list[ResultOutput] = []
+    def _submission_path(self) -> Path | None:
+        if self.submission_info is None:
+            return None
+        return self.submission_out or self.submission_info.with_name("submission.csv")
+
+    def _check_output_paths(self, files: list[FileEntry]) -> None:
+        """No two outputs on one file, and no output over an input (a photo or info.csv)."""
+        outputs = [p.resolve() for p in (self.out, self._submission_path()) if p is not None]
+        if len(set(outputs)) < len(outputs):
+            raise BatchError(f"two outputs would be written to the same file: {outputs[0]}")
+        inputs = {f.path.resolve() for f in files}
         if self.submission_info is not None:
+            inputs.add(self.submission_info.resolve())
+        for path in outputs:
+            if path in inputs:
+                raise BatchError(f"{path} is one of the inputs: choose another output file")
+
+    def _open_outputs(self, analyzer: FaceAnalyzer, files: list[FileEntry]) -> list[ResultOutput]:
+        self._check_output_paths(files)
+        outputs: list[ResultOutput] = []
+        submission = self._submission_path()
+        if self.submission_info is not None and submission is not None:
             if analyzer.classifier is None:
                 raise BatchError("a submission needs a classifier model")
-            out = self.submission_out or self.submission_info.with_name("submission.csv")
-            outputs.append(Submission(self.submission_info, out, self.fallback_class))
+            outputs.append(Submission(self.submission_info, submission, self.fallback_class))
         if self.out is not None:
             suffix = self.out.suffix.lower()
             if suffix == ".json":
@@ -378,7 +433,11 @@ class BatchJob:
         progress: Callable[[ImageResult, BatchSummary], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> BatchSummary:
-        """Label every image; Ctrl-C (or `should_stop`) ends early with valid output files."""
+        """Label every image; Ctrl-C (or `should_stop`) ends early with valid output files.
+
+        A run that fails (an exception other than Ctrl-C) writes no output file at all, so a
+        previous good file is never replaced by a partial one.
+        """
         files = list(find_images(self.paths, recursive=self.recursive))
         outputs = self._open_outputs(analyzer, files)
         summary = BatchSummary(files=len(files))
@@ -386,6 +445,7 @@ class BatchJob:
         if self.submission_info is not None:
             options = BatchOptions(options.max_pixels, options.decode_workers, centre_fallback=True)
         results = analyze_files(files, analyzer, options)
+        failed = True
         try:
             for result, image in results:
                 summary.add(result)
@@ -396,10 +456,15 @@ class BatchJob:
                 if should_stop is not None and should_stop():
                     summary.interrupted = summary.done < summary.files
                     break
+            failed = False
         except KeyboardInterrupt:
-            summary.interrupted = True
+            summary.interrupted, failed = True, False
             log.warning("interrupted: writing the %d files done so far", summary.done)
         finally:
             results.close()
-            summary.outputs = [output.close() for output in outputs]
+            for output in outputs:
+                if failed or (summary.interrupted and not output.partial_ok):
+                    output.abort()
+                else:
+                    summary.outputs.append(output.close())
         return summary

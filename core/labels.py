@@ -62,3 +62,10 @@ def decode_class(class_id: int) -> tuple[Mask, Gender, Age]:
     if not 0 <= class_id < NUM_CLASSES:
         raise ValueError(f"class id must be in 0..{NUM_CLASSES - 1}, got {class_id}")
     return Mask(class_id // 6), Gender(class_id % 6 // 3), Age(class_id % 3)
+
+
+def class_names() -> tuple[str, ...]:
+    """The 18 classes as "mask/gender/age", in class-id order (the names an 18-way head carries)."""
+    return tuple(
+        "/".join(LABEL_NAMES[head][int(value)] for head, value in zip(HEADS, decode_class(c))) for c in range(NUM_CLASSES)
+    )

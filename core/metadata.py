@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from core.labels import LABEL_NAMES, NUM_CLASSES
+from core.labels import LABEL_NAMES, NUM_CLASSES, class_names
 
 FORMAT_VERSION = "1"
 
@@ -50,16 +50,15 @@ class ModelMetadata:
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        three = {name: LABEL_NAMES[name] for name in ("mask", "gender", "age")}
-        if set(self.heads) == set(three):
-            for name, labels in three.items():
-                if len(self.heads[name]) != len(labels):
-                    raise ModelMetadataError(
-                        f"head '{name}' has {len(self.heads[name])} labels, expected {len(labels)} {labels}"
-                    )
+        # The runtime maps output columns to core's enums by position, so the names must be
+        # core's, in core's order: a model with another order would be read wrongly, silently.
+        if set(self.heads) == set(LABEL_NAMES):
+            for name, labels in LABEL_NAMES.items():
+                if tuple(self.heads[name]) != labels:
+                    raise ModelMetadataError(f"head '{name}' lists labels {list(self.heads[name])}, expected {list(labels)}")
         elif set(self.heads) == {CLASS_HEAD}:
-            if len(self.heads[CLASS_HEAD]) != NUM_CLASSES:
-                raise ModelMetadataError(f"head 'class' must have {NUM_CLASSES} labels")
+            if tuple(self.heads[CLASS_HEAD]) != class_names():
+                raise ModelMetadataError(f"head 'class' must list the {NUM_CLASSES} classes in core.labels.class_names() order")
         else:
             raise ModelMetadataError(
                 f"heads must be mask, gender and age, or a single '{CLASS_HEAD}'; got {sorted(self.heads)}"

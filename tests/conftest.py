@@ -39,7 +39,7 @@ def build_random_classifier(path: Path, heads: str = "three", input_size: int = 
     pytest.importorskip("torch")
     import torch
 
-    from core.labels import LABEL_NAMES, NUM_CLASSES
+    from core.labels import LABEL_NAMES, NUM_CLASSES, class_names
     from core.metadata import ModelMetadata
     from training.export import export_classifier
     from training.model import MaskClassifier
@@ -48,7 +48,7 @@ def build_random_classifier(path: Path, heads: str = "three", input_size: int = 
     if heads == "three":
         head_sizes, names = None, dict(LABEL_NAMES)
     else:
-        head_sizes, names = {"class": NUM_CLASSES}, {"class": tuple(f"c{i}" for i in range(NUM_CLASSES))}
+        head_sizes, names = {"class": NUM_CLASSES}, {"class": class_names()}
     model = MaskClassifier("mobilenetv3_small_050", heads=head_sizes)
     config = model.data_config()
     metadata = ModelMetadata(

@@ -218,3 +218,68 @@ def test_hostile_files_never_stop_the_batch_and_none_is_lost(tmp_path, shared_da
     assert "limit" in reasons["huge.png"] and "empty" in reasons["zero.jpg"]
     assert "truncated" in next(r["message"] for r in rows if r["file"].endswith("truncated.jpg"))
     assert status["фото 日本.jpg"] == {"face"} and status["rotated.jpg"] == {"face"}
+
+
+def test_outputs_never_land_on_an_input_or_on_each_other(photo_dir, tmp_path, random_classifier):
+    info = tmp_path / "info.csv"
+    info.write_text("ImageID,ans\nsingle.jpg,0\n")
+    before = digest(info)
+    model = ["--model", str(random_classifier)]
+    assert main(["batch", str(photo_dir), "--out", str(info), "--submission", str(info), *model]) == 2
+    assert main(["batch", str(photo_dir), "--out", str(photo_dir / "single.jpg"), *model]) == 2
+    same = tmp_path / "same.csv"
+    assert main(["batch", str(photo_dir), "--out", str(same), "--submission", str(info), "--submission-out", str(same), *model]) == 2
+    assert digest(info) == before and not same.exists()
+
+
+def test_a_failing_run_keeps_the_previous_results_file(photo_dir, tmp_path, random_classifier):
+    out = tmp_path / "results.csv"
+    out.write_text("previous good results\n")
+    analyzer = FaceAnalyzer(AnalyzerConfig(classifier_path=random_classifier))
+
+    def crash(result, summary):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        BatchJob(paths=[photo_dir], out=out).run(analyzer, progress=crash)
+    assert out.read_text() == "previous good results\n"
+    assert not list(tmp_path.glob(".results.csv*"))
+
+
+def test_a_stopped_run_writes_no_submission_of_guesses(photo_dir, tmp_path, random_classifier):
+    info = tmp_path / "info.csv"
+    info.write_text("ImageID,ans\nsingle.jpg,0\nscene_mixed.jpg,0\n")
+    sub = tmp_path / "submission.csv"
+    analyzer = FaceAnalyzer(AnalyzerConfig(classifier_path=random_classifier))
+    summary = BatchJob(paths=[photo_dir], out=tmp_path / "r.csv", submission_info=info, submission_out=sub).run(
+        analyzer, should_stop=lambda: True
+    )
+    assert summary.interrupted and not sub.exists() and (tmp_path / "r.csv").exists()
+
+
+def test_annotated_copies_of_same_named_photos_do_not_overwrite_each_other(tmp_path, samples_dir, random_classifier):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    shutil.copy(samples_dir / "scene_mixed.jpg", a / "x.jpg")
+    shutil.copy(samples_dir / "scene_incorrect.jpg", b / "x.jpg")
+    out = tmp_path / "annotated"
+    assert main(["batch", str(a / "x.jpg"), str(b / "x.jpg"), "--annotate", str(out), "--model", str(random_classifier)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["x.jpg", "x_annotated.jpg"]
+
+
+def test_a_decoder_crash_on_one_file_is_an_error_row(photo_dir, tmp_path, random_classifier, monkeypatch):
+    import core.batch
+
+    real = core.batch.load_image
+
+    def flaky(path, max_pixels):
+        if path.name == "single.jpg":
+            raise MemoryError("cannot allocate")
+        return real(path, max_pixels=max_pixels)
+
+    monkeypatch.setattr(core.batch, "load_image", flaky)
+    out = tmp_path / "results.csv"
+    assert main(["batch", str(photo_dir), "--out", str(out), "--model", str(random_classifier)]) == 0
+    rows = {Path(r["file"]).name: r for r in read_rows(out)}
+    assert rows["single.jpg"]["status"] == "error" and "cannot allocate" in rows["single.jpg"]["message"]
+    assert len({Path(r["file"]).name for r in read_rows(out)}) == 6

@@ -5,7 +5,7 @@ import pytest
 
 from core.classifier import Classifier, ClassifierLoadError
 from core.crop import to_input
-from core.labels import LABEL_NAMES
+from core.labels import LABEL_NAMES, NUM_CLASSES, decode_class
 from core.metadata import ModelMetadata, ModelMetadataError
 from core.ort import create_session
 from tests.conftest import build_random_classifier
@@ -30,6 +30,11 @@ def test_missing_metadata_is_named():
     del props["mean"], props["crop_margin"]
     with pytest.raises(ModelMetadataError, match="mean, crop_margin"):
         ModelMetadata.from_props(props)
+
+
+def test_labels_in_another_order_are_refused():
+    with pytest.raises(ModelMetadataError, match="gender"):
+        _metadata(heads={**LABEL_NAMES, "gender": ("female", "male")})
 
 
 def test_wrong_head_sizes_are_refused():
@@ -78,7 +83,10 @@ def test_single_18_way_head_is_marginalised(tmp_path):
     crops = np.random.default_rng(2).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
     probs = classifier.predict(crops)
     batch = to_input(crops, classifier.metadata.mean, classifier.metadata.std)
-    joint = create_session(path).run(["class"], {"image": batch})[0].reshape(3, 3, 2, 3)
-    assert np.allclose(probs.mask, joint.sum(axis=(2, 3)), atol=1e-6)
-    assert np.allclose(probs.gender, joint.sum(axis=(1, 3)), atol=1e-6)
-    assert np.allclose(probs.age, joint.sum(axis=(1, 2)), atol=1e-6)
+    joint = create_session(path).run(["class"], {"image": batch})[0]
+    # Expected marginals summed class by class through core's decoding, not by reshaping.
+    for head, (index, width) in {"mask": (0, 3), "gender": (1, 2), "age": (2, 3)}.items():
+        expected = np.zeros((3, width))
+        for class_id in range(NUM_CLASSES):
+            expected[:, int(decode_class(class_id)[index])] += joint[:, class_id]
+        assert np.allclose(getattr(probs, head), expected, atol=1e-6), head

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from core.atomic import atomic_open
 from core.classifier import Classifier
 from core.crop import to_input
-from core.labels import LABEL_NAMES, NUM_CLASSES, decode_class
+from core.labels import LABEL_NAMES, NUM_CLASSES, class_names, decode_class
 from training import checkpoint
 from training.cache import Cache, CachedFace
 from training.config import ConfigError, EvaluateConfig, TrainConfig, make_config
@@ -39,13 +39,6 @@ log = logging.getLogger(__name__)
 
 HEADS = ("mask", "gender", "age")
 AGE_BINS = (0, 10, 20, 30, 40, 50, 60, 70, 80, 200)
-
-
-def class_names() -> tuple[str, ...]:
-    """The 18 classes as "mask/gender/age" from core's encoding."""
-    return tuple(
-        "/".join(LABEL_NAMES[h][int(v)] for h, v in zip(HEADS, decode_class(c))) for c in range(NUM_CLASSES)
-    )
 
 
 def load_best(run_dir: Path) -> tuple[TrainConfig, dict]:

@@ -10,11 +10,11 @@ import logging
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from core.labels import LABEL_NAMES
+from core.labels import LABEL_NAMES, class_names
 from core.metadata import CLASS_HEAD, ModelMetadata
 from training.cache import Cache, CachedFace
 from training.config import ExportConfig
-from training.evaluate import runtime_crops, class_names, load_best, model_from_state
+from training.evaluate import load_best, model_from_state, runtime_crops
 from training.export import export_classifier
 from training.train import split_faces
 

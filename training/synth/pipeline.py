@@ -146,9 +146,8 @@ def read_source(source: str | Path) -> list[SourceFace]:
                 path = path if path.is_absolute() else source.parent / path
                 faces.append(SourceFace(len(faces), path, path.name, age, gender))
     elif source.is_dir():
-        for path in sorted(p for p in source.rglob("*") if p.is_file() and _UTK_NAME.match(p.name)):
-            match = _UTK_NAME.match(path.name)
-            assert match is not None
+        named = ((p, _UTK_NAME.match(p.name)) for p in sorted(source.rglob("*")) if p.is_file())
+        for path, match in ((p, m) for p, m in named if m is not None):
             gender = int(match.group(2))
             faces.append(SourceFace(len(faces), path, path.name, float(match.group(1)), gender if gender in (0, 1) else None))
     else:
