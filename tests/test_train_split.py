@@ -12,7 +12,7 @@ from core.labels import Gender, Mask
 from training.cache import CachedFace, Cache
 from training.config import ConfigError, SplitConfig
 from training.datasets import ManifestRow
-from training.split import assign_folds, person_stratum, split
+from training.split import _refuse_moving_trained_people, assign_folds, person_stratum, split
 
 
 def people(n: int, seed: int = 0) -> dict[str, list[CachedFace]]:
@@ -85,3 +85,15 @@ def test_split_writes_folds_csv(tmp_path):
     assert len(rows) == len({r["person_id"] for r in rows}) == 20
     assert sum(summary.photos_per_fold) == 80 and sum(summary.people_per_fold) == 20
     assert cache.read_folds() == {r["person_id"]: int(r["fold"]) for r in rows}
+
+
+def test_resplitting_under_trained_runs_may_not_move_people(tmp_path):
+    """A run's validation fold must keep meaning what it meant when it was trained."""
+    cache = Cache(tmp_path)
+    folds = cache.folds_path
+    folds.write_text("person_id,fold,stratum,photos,group\nsomeone,3,x,1,someone\n")
+    (tmp_path / "runs" / "a_run").mkdir(parents=True)
+    _refuse_moving_trained_people(cache, {"someone": 3, "newcomer": 0})  # adding people is fine
+    with pytest.raises(ConfigError, match="move 1 people"):
+        _refuse_moving_trained_people(cache, {"someone": 1})
+    assert list(csv.DictReader(folds.open()))[0]["fold"] == "3"

@@ -164,6 +164,23 @@ class SplitSummary:
         )
 
 
+def _refuse_moving_trained_people(cache: Cache, assignment: dict[str, int]) -> None:
+    """Runs in this cache read folds.csv again on resume, evaluate and export: moving a person
+    they trained on into another fold or the test split would leak training data into the
+    scores. New people may be added; nobody already assigned may move."""
+    runs = cache.root / "runs"
+    if not cache.folds_path.exists() or not runs.is_dir() or not any(runs.iterdir()):
+        return
+    with open(cache.folds_path, newline="", encoding="utf-8") as handle:
+        old = {row["person_id"]: row["fold"] for row in csv.DictReader(handle)}
+    moved = [p for p, fold in assignment.items() if p in old and old[p] != (TEST_NAME if fold == TEST_FOLD else str(fold))]
+    if moved:
+        raise ConfigError(
+            f"this split would move {len(moved)} people (e.g. {moved[0]}) that the runs in {runs} were trained or "
+            "scored on; split into a new cache folder, or remove those runs first"
+        )
+
+
 def split(config: SplitConfig) -> SplitSummary:
     """Write <cache>/folds.csv (person_id, fold, stratum, photos, group); fold "test" = held out."""
     cache = Cache(config.cache)
@@ -180,6 +197,7 @@ def split(config: SplitConfig) -> SplitSummary:
     unit_folds.update({g: TEST_FOLD for g in test})
     assignment = {p: unit_folds[groups[p]] for p in people}
     strata = {p: person_stratum(people[p], config.age_boundary) for p in people}
+    _refuse_moving_trained_people(cache, assignment)
     with atomic_open(cache.folds_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["person_id", "fold", "stratum", "photos", "group"])
