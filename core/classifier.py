@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from core.crop import to_input
-from core.labels import Age, Gender, Mask
+from core.labels import Age, Gender, Mask, marginals
 from core.metadata import CLASS_HEAD, ModelMetadata, ModelMetadataError
 from core.ort import create_session
 
@@ -80,9 +80,8 @@ class Classifier:
         names = list(self.metadata.heads)
         outputs = dict(zip(names, self._session.run(names, {self._input_name: batch})))
         if CLASS_HEAD in outputs:
-            # mask·6 + gender·3 + age: marginalise the 18 classes onto the three heads.
-            joint = np.asarray(outputs[CLASS_HEAD], dtype=np.float64).reshape(-1, len(Mask), len(Gender), len(Age))
-            return HeadProbabilities(joint.sum(axis=(2, 3)), joint.sum(axis=(1, 3)), joint.sum(axis=(1, 2)))
+            heads = marginals(outputs[CLASS_HEAD])
+            return HeadProbabilities(heads["mask"], heads["gender"], heads["age"])
         return HeadProbabilities(
             np.asarray(outputs["mask"], dtype=np.float64),
             np.asarray(outputs["gender"], dtype=np.float64),

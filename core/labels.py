@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+import numpy as np
+
 
 class Mask(IntEnum):
     WEAR = 0
@@ -69,3 +71,13 @@ def class_names() -> tuple[str, ...]:
     return tuple(
         "/".join(LABEL_NAMES[head][int(value)] for head, value in zip(HEADS, decode_class(c))) for c in range(NUM_CLASSES)
     )
+
+
+def marginals(class_probs: np.ndarray) -> dict[str, np.ndarray]:
+    """18-class probabilities (N×18) → per-head probabilities, summed class by class."""
+    class_probs = np.asarray(class_probs, dtype=np.float64)
+    out = {name: np.zeros((len(class_probs), len(labels))) for name, labels in LABEL_NAMES.items()}
+    for class_id in range(NUM_CLASSES):
+        for name, label in zip(HEADS, decode_class(class_id)):
+            out[name][:, int(label)] += class_probs[:, class_id]
+    return out

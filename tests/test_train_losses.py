@@ -10,7 +10,8 @@ import torch.nn.functional as F  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.data import IGNORE, class_weights  # noqa: E402
 from training.losses import MultiHeadLoss, head_loss  # noqa: E402
-from training.metrics import confusion, macro_f1, marginals, score  # noqa: E402
+from training.metrics import confusion, macro_f1, score  # noqa: E402
+from core.labels import marginals  # noqa: E402
 from training.train import mix_batch  # noqa: E402
 
 

@@ -26,13 +26,13 @@ from tqdm import tqdm
 from core.atomic import atomic_open
 from core.classifier import Classifier
 from core.crop import to_input
-from core.labels import LABEL_NAMES, NUM_CLASSES, class_names, decode_class
+from core.labels import LABEL_NAMES, class_names, marginals
 from training import checkpoint
 from training.cache import Cache, CachedFace
 from training.config import ConfigError, EvaluateConfig, TrainConfig, make_config
 from training.data import target_matrix
 from training.figures import confusion_image, save_png
-from training.metrics import IGNORE, accuracy, macro_f1, marginals, score
+from training.metrics import IGNORE, accuracy, macro_f1, score
 from training.train import build_model, held_out_faces, split_faces
 
 log = logging.getLogger(__name__)

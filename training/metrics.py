@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from core.labels import LABEL_NAMES, NUM_CLASSES, decode_class, encode_class
+from core.labels import LABEL_NAMES, NUM_CLASSES, encode_class
 
 #: Target of a missing label: left out of that head's loss and scores (torch's ignore_index convention).
 IGNORE = -100
@@ -37,15 +37,6 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> float:
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(np.asarray(y_true) == np.asarray(y_pred))) if len(y_true) else 0.0
-
-
-def marginals(class_probs: np.ndarray) -> dict[str, np.ndarray]:
-    """18-class probabilities → per-head probabilities, through core's class encoding."""
-    out = {name: np.zeros((len(class_probs), len(labels))) for name, labels in LABEL_NAMES.items()}
-    for c in range(NUM_CLASSES):
-        for name, label in zip(("mask", "gender", "age"), decode_class(c)):
-            out[name][:, int(label)] += class_probs[:, c]
-    return out
 
 
 def score(probs: Mapping[str, np.ndarray], labels: np.ndarray) -> dict:

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
 from tqdm import tqdm
 
 from core.atomic import atomic_open
+from core.labels import marginals
 from training import checkpoint
 from training.augment import AugmentConfig
 from training.cache import TEST_FOLD, Cache, CachedFace
@@ -47,7 +48,7 @@ from training.data import (
 )
 from training.logfile import log_to_file
 from training.losses import MultiHeadLoss
-from training.metrics import marginals, score
+from training.metrics import score
 from training.model import MaskClassifier
 
 log = logging.getLogger(__name__)
