@@ -113,6 +113,7 @@ def test_prepare_split_train_resume_evaluate_export_classify(workdir, tmp_path):
     metrics = read_csv(run / "metrics.csv")
     assert [r["epoch"] for r in metrics] == ["1", "2"]
     assert {"mask_f1", "gender_f1", "age_f1", "class_f1", "score", "lr"} <= set(metrics[0])
+    assert list((run / "tb").glob("events.out.tfevents.*")), "no TensorBoard events"
 
     straight = train(_train_config(cache_dir, tmp_path / "straight"), progress=False)
     assert straight.epochs_run == [1, 2]
