@@ -61,6 +61,11 @@ class Classifier:
         inputs = self._session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
             raise ClassifierLoadError(f"{self.path.name}: expected one N×3×H×W input")
+        fixed = [d for d in inputs[0].shape[2:] if isinstance(d, int)]
+        if any(d != self.input_size for d in fixed):
+            raise ClassifierLoadError(
+                f"{self.path.name}: the graph takes {inputs[0].shape[2:]} pixels but its metadata says input_size {self.input_size}"
+            )
         outputs = {o.name: o for o in self._session.get_outputs()}
         for head, labels in self.metadata.heads.items():
             if head not in outputs:

@@ -90,3 +90,14 @@ def test_single_18_way_head_is_marginalised(tmp_path):
         for class_id in range(NUM_CLASSES):
             expected[:, int(decode_class(class_id)[index])] += joint[:, class_id]
         assert np.allclose(getattr(probs, head), expected, atol=1e-6), head
+
+
+def test_input_size_that_disagrees_with_the_graph_is_refused(random_classifier, tmp_path):
+    proto = onnx.load(str(random_classifier))
+    for prop in proto.metadata_props:
+        if prop.key == "input_size":
+            prop.value = "96"  # the graph was exported for 64 px
+    wrong = tmp_path / "wrong_size.onnx"
+    onnx.save(proto, str(wrong))
+    with pytest.raises(ClassifierLoadError, match="input_size 96"):
+        Classifier(wrong)
