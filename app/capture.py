@@ -176,7 +176,10 @@ class CaptureWorker(QObject):
                 continue
             ok, image = capture.read()
             if not ok or image is None:
-                if is_file and (frame_count <= 0 or self.position >= frame_count - 1):
+                # FFmpeg may overstate a file's frame count; a file reopened at its position that
+                # gives nothing more has ended, it is not lost.
+                at_end = frame_count <= 0 or self.position >= frame_count - 1 or (reconnected and not read_any)
+                if is_file and at_end:
                     return _Outcome.ENDED, read_any
                 return _Outcome.LOST, read_any
             if not read_any:

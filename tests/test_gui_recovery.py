@@ -101,3 +101,27 @@ def test_a_missing_video_file_fails_at_once_with_its_name(make_window, qtbot, tm
     qtbot.waitUntil(lambda: window.live.state is CaptureState.FAILED, timeout=WAIT_MS)
     assert window.live_panel.view.message.endswith("nowhere.avi: file not found")
     assert not window.live.running and not window.act_stop.isEnabled()
+
+
+class OverstatedLength:
+    """A real video capture whose container claims more frames than it holds (as FFmpeg may)."""
+
+    def __init__(self, target: str) -> None:
+        self._capture = cv2.VideoCapture(target)
+
+    def __getattr__(self, name):
+        return getattr(self._capture, name)
+
+    def get(self, prop):
+        if prop == cv2.CAP_PROP_FRAME_COUNT:
+            return 1000.0
+        return self._capture.get(prop)
+
+
+def test_video_whose_length_is_overstated_ends_instead_of_failing(make_window, qtbot, scene_video):
+    window = make_window(capture_factory=lambda source: OverstatedLength(source.target))
+    states: list[CaptureState] = []
+    window.live.stateChanged.connect(lambda state, message: states.append(state))
+    window.open_source(Source.file(scene_video))
+    qtbot.waitUntil(lambda: bool(states) and states[-1] in (CaptureState.ENDED, CaptureState.FAILED), timeout=WAIT_MS)
+    assert states[-1] is CaptureState.ENDED
