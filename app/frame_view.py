@@ -36,10 +36,6 @@ class FrameView(QWidget):
         self.emphasised = frozenset(emphasised)
         self.update()
 
-    def set_emphasised(self, emphasised: Collection[int]) -> None:
-        self.emphasised = frozenset(emphasised)
-        self.update()
-
     def set_hud(self, text: str) -> None:
         self.hud = text
         self.update()

@@ -135,9 +135,6 @@ class LivePanel(QWidget):
     def show_view(self) -> None:
         self.stack.setCurrentWidget(self.view)
 
-    def show_empty(self) -> None:
-        self.stack.setCurrentWidget(self.empty)
-
     def current_source(self) -> Source | None:
         return self.sources.currentData()
 

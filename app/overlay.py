@@ -15,7 +15,6 @@ from core.labels import Age, Gender, Mask
 MASK_TEXT = {Mask.WEAR: "Mask ✓", Mask.INCORRECT: "Mask wrong", Mask.NOT_WEAR: "No mask"}
 GENDER_TEXT = {Gender.MALE: "M", Gender.FEMALE: "F"}
 AGE_TEXT = {Age.UNDER_30: "<30", Age.FROM_30_TO_59: "30–59", Age.OVER_60: "60+"}
-MASK_STATE_NAMES = {Mask.WEAR: "wear", Mask.INCORRECT: "incorrect", Mask.NOT_WEAR: "none"}
 
 
 def mask_colour(mask: Mask | None) -> QColor:

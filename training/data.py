@@ -19,10 +19,6 @@ from training.model import THREE_HEADS
 
 log = logging.getLogger(__name__)
 
-THREE = ("mask", "gender", "age")
-SINGLE = ("class",)
-
-
 def targets(face: CachedFace, age_boundary: int, single_head: bool) -> list[int]:
     """[mask, gender, age] (IGNORE where unknown), or [18-class id] for the single head."""
     row = face.row
