@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from app.model_card import ModelInfo
+from app.one_shot import OneShotThread
 from core.analyzer import FaceAnalyzer
 from core.batch import BatchJob, BatchOptions, BatchSummary, ImageResult
 from core.config import AnalyzerConfig, DetectorConfig
@@ -68,7 +69,7 @@ class BatchWorker(QObject):
         self.progress.emit(result, summary.done, summary.files)
 
 
-class BatchController(QObject):
+class BatchController(OneShotThread):
     """Starts one batch at a time in its own thread and relays its signals to the window."""
 
     started = Signal(int)  # number of paths given
@@ -77,49 +78,23 @@ class BatchController(QObject):
     finished = Signal(object)
     failed = Signal(str)
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._thread: QThread | None = None
-        self._worker: BatchWorker | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
-
     def start(self, paths: Sequence[Path], spec: AnalyzerSpec, recursive: bool) -> bool:
-        if self._thread is not None:
+        if self.running:
             return False
-        thread = QThread(self)
-        thread.setObjectName("batch")
         worker = BatchWorker(paths, spec, recursive)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
         worker.modelInfo.connect(self.modelInfo)
         worker.progress.connect(self.progress)
         worker.finished.connect(self.finished)
         worker.failed.connect(self.failed)
-        # Direct: quit from the worker's thread, so it works even while the UI thread waits in shutdown.
-        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-        worker.failed.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-        thread.finished.connect(self._done)
-        self._thread, self._worker = thread, worker
-        thread.start()
+        self._launch(worker, "batch", worker.run, [worker.finished, worker.failed])
         self.started.emit(len(paths))
         return True
 
     def cancel(self) -> None:
-        if self._worker is not None:
+        if isinstance(self._worker, BatchWorker):
             self._worker.cancel()
 
     def shutdown(self) -> None:
-        if self._thread is not None:
+        if self.running:
             self.cancel()  # BatchJob checks after each image
-            self._thread.wait()
-
-    @Slot()
-    def _done(self) -> None:
-        if self._worker is not None:
-            self._worker.deleteLater()
-        if self._thread is not None:
-            self._thread.deleteLater()
-        self._thread = self._worker = None
+            self.wait()

@@ -4,8 +4,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
+from app.one_shot import OneShotThread
 from app.sources import probe_cameras
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class CameraProbeWorker(QObject):
         self.finished.emit()
 
 
-class CameraScanner(QObject):
+class CameraScanner(OneShotThread):
     """Runs one probe at a time in a short-lived thread; `found` reports the result."""
 
     found = Signal(list)
@@ -40,36 +41,10 @@ class CameraScanner(QObject):
     def __init__(self, probe: CameraProbe = probe_cameras, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.probe = probe
-        self._thread: QThread | None = None
-        self._worker: CameraProbeWorker | None = None
-
-    @property
-    def busy(self) -> bool:
-        return self._thread is not None
 
     def scan(self) -> None:
-        if self._thread is not None:
+        if self.running:
             return
-        thread = QThread(self)
-        thread.setObjectName("camera-probe")
         worker = CameraProbeWorker(self.probe)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
         worker.found.connect(self.found)
-        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-        thread.finished.connect(self._done)
-        self._thread, self._worker = thread, worker
-        thread.start()
-
-    def wait(self) -> None:
-        """Block until a running probe ends (on close: a QThread must not be destroyed running)."""
-        if self._thread is not None:
-            self._thread.wait()
-
-    @Slot()
-    def _done(self) -> None:
-        if self._worker is not None:
-            self._worker.deleteLater()
-        if self._thread is not None:
-            self._thread.deleteLater()
-        self._thread = self._worker = None
+        self._launch(worker, "camera-probe", worker.run, [worker.finished])
