@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     parser.add_argument(
+        "--self-test", action="store_true",
+        help="check this install headless (models, sample photos, video decoding, the window offscreen); exit 0 if all is well",
+    )
+    parser.add_argument(
         "--source", metavar="SOURCE",
         help="desktop app: start reading SOURCE at once (a video file, an rtsp:// or http:// URL, or a camera index)",
     )
@@ -112,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    if args.self_test:
+        from app.self_test import run_self_test
+
+        return run_self_test()
     if args.command is None:
         from app.gui import run_app  # Qt is imported only for the window, not for `batch`
 

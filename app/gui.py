@@ -7,13 +7,19 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
 from app import __version__
 from app.sources import Source
+from core.config import assets_dir
 
 log = logging.getLogger(__name__)
+
+
+def app_icon_path() -> Path:
+    """The window and taskbar icon (also the frozen app's file icon, see build.spec)."""
+    return assets_dir() / "icons" / "mask-checker.png"
 
 
 def parse_source(text: str) -> Source:
@@ -25,14 +31,21 @@ def parse_source(text: str) -> Source:
     return Source.file(Path(text).expanduser().resolve())
 
 
-def run_app(source: str | None = None) -> int:
-    """Open the main window (and start `source` if given); returns the exit code."""
+def create_application() -> QApplication:
+    """The QApplication with the app's identity (settings location, icon); the self-test uses it too."""
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("MaskChecker")
     app.setApplicationName("Mask Checker")
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("mask-checker")
+    app.setWindowIcon(QIcon(str(app_icon_path())))
+    return app
+
+
+def run_app(source: str | None = None) -> int:
+    """Open the main window (and start `source` if given); returns the exit code."""
+    app = create_application()
 
     from app.main_window import MainWindow  # after QApplication: widgets need it
 

@@ -3,7 +3,9 @@
 It lives in its own QThread and is driven by queued signals only: "a frame is waiting",
 "use this detector config", "load this model", "new session". Between two frames its event loop
 runs, so settings changes apply at the next frame without any lock. It always analyses the
-newest frame in the `LatestFrame` slot; older ones were already dropped there.
+newest frame in the `LatestFrame` slot; older ones were already dropped there. Frames go through
+core's LiveAnalyzer (tracking, periodic full detection, smoothed labels), so a camera is followed
+at its own rate on a small CPU and each face keeps a track id.
 """
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ from PySide6.QtCore import QObject, Signal, Slot
 from app.frames import LatestFrame
 from app.model_card import ModelInfo
 from app.tracking import AlertOptions, FrameNotes, LiveStats
-from core.analyzer import Face, FaceAnalyzer
+from core.analyzer import FaceAnalyzer
 from core.classifier import Classifier
-from core.config import DetectorConfig, default_classifier_path
+from core.config import DetectorConfig, LiveConfig, default_classifier_path
+from core.live import LiveAnalyzer, TrackedFace
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ class FrameResult:
     session: int
     index: int
     image: np.ndarray  # BGR uint8
-    faces: list[Face]
+    faces: list[TrackedFace]
     notes: FrameNotes
     latency_s: float  # time spent analysing this frame
     captured_at: float  # time.monotonic() when it was read
@@ -57,13 +60,16 @@ class InferenceWorker(QObject):
         model_path: str | None,
         alerts: AlertOptions,
         analyzer_factory: AnalyzerFactory = FaceAnalyzer.with_default_models,
+        live: LiveConfig | None = None,
     ) -> None:
         super().__init__()
         self.slot = slot
         self._detector = detector
         self._model_path = model_path
         self._factory = analyzer_factory
+        self._live = live or LiveConfig()
         self.analyzer: FaceAnalyzer | None = None
+        self.pipeline: LiveAnalyzer | None = None  # over `analyzer`: models and detector settings are its
         self.stats = LiveStats(alerts)
         self._session = 0
 
@@ -76,6 +82,7 @@ class InferenceWorker(QObject):
             log.exception("cannot start the face analyzer")
             self.failed.emit(f"The face detector could not be loaded: {exc}")
             return
+        self.pipeline = LiveAnalyzer(self.analyzer, self._live)
         if not self._model_path or not self.load_classifier(self._model_path):
             self.modelChanged.emit(ModelInfo.of(self.analyzer.classifier))
 
@@ -126,15 +133,17 @@ class InferenceWorker(QObject):
         """A new source: counters and tracks start from zero; older frames are ignored."""
         self._session = session
         self.stats.reset()
+        if self.pipeline is not None:
+            self.pipeline.reset()
 
     @Slot()
     def process(self) -> None:
         frame = self.slot.take()
-        if frame is None or self.analyzer is None or frame.session != self._session:
+        if frame is None or self.pipeline is None or frame.session != self._session:
             return
         start = time.perf_counter()
         try:
-            faces = self.analyzer.analyze(frame.image)
+            faces = self.pipeline.process(frame.image)
         except Exception as exc:  # one bad frame must not stop the feed
             log.exception("analysis failed on frame %d", frame.index)
             self.failed.emit(f"analysis failed: {exc}")

@@ -11,6 +11,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
 from core.analyzer import Face
 from core.draw import MASK_COLOURS
 from core.labels import Age, Gender, Mask
+from core.live import TrackedFace
 
 MASK_TEXT = {Mask.WEAR: "Mask ✓", Mask.INCORRECT: "Mask wrong", Mask.NOT_WEAR: "No mask"}
 GENDER_TEXT = {Gender.MALE: "M", Gender.FEMALE: "F"}
@@ -24,11 +25,13 @@ def mask_colour(mask: Mask | None) -> QColor:
 
 
 def face_caption(face: Face) -> str:
-    """e.g. "Mask ✓ · F · 30–59 (0.93)"; "face (0.99)" when no classifier is loaded."""
+    """e.g. "Mask ✓ · F · 30–59 (0.93)"; "face (0.99)" when no classifier is loaded. A tracked
+    face (live view) starts with its track id, e.g. "#3 Mask ✓ · …", and its labels are smoothed."""
+    prefix = f"#{face.track_id} " if isinstance(face, TrackedFace) else ""
     if face.mask is None or face.gender is None or face.age is None:
-        return f"face ({face.det_score:.2f})"
+        return f"{prefix}face ({face.det_score:.2f})"
     return (
-        f"{MASK_TEXT[face.mask.label]} · {GENDER_TEXT[face.gender.label]} · "
+        f"{prefix}{MASK_TEXT[face.mask.label]} · {GENDER_TEXT[face.gender.label]} · "
         f"{AGE_TEXT[face.age.label]} ({face.mask.confidence:.2f})"
     )
 

@@ -1,9 +1,8 @@
-"""Per-person bookkeeping for the live view: who is who between frames, counters, alerts.
+"""Per-person bookkeeping for the live view: counters and alerts, keyed by core's track ids.
 
-A deliberately small stand-in until core gets real tracking: faces are matched to the previous
-frame's faces by box overlap (IoU), greedily, best overlap first. That is enough to say "this
-face has been unmasked for N frames in a row" and to count people rather than face-frames.
-Pure Python over numpy, so it runs in the inference worker and is tested without Qt.
+Who is who between frames is core's job (core/tracker.py, run by core/live.py's LiveAnalyzer);
+here each track id is one person: counted once, alerted on once per streak. Pure Python, so it
+runs in the inference worker and is tested without Qt.
 """
 from __future__ import annotations
 
@@ -11,22 +10,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from core.analyzer import Face
 from core.labels import Mask
+from core.live import TrackedFace
 
 #: Mask states that raise an alert when they last.
 ALERT_STATES = frozenset({Mask.INCORRECT, Mask.NOT_WEAR})
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two x1, y1, x2, y2 boxes."""
-    w = max(0.0, float(min(a[2], b[2]) - max(a[0], b[0])))
-    h = max(0.0, float(min(a[3], b[3]) - max(a[1], b[1])))
-    inter = w * h
-    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
-    return inter / union if union > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -41,13 +29,13 @@ class AlertOptions:
 
 
 @dataclass
-class _Track:
-    id: int
-    box: np.ndarray
-    state: Mask | None
-    seen: int = 1  # consecutive frames matched
-    missed: int = 0  # consecutive frames not matched
-    bad_streak: int = 0  # consecutive frames in an ALERT_STATE
+class _Person:
+    """What the live view remembers about one track."""
+
+    state: Mask | None = None
+    seen: int = 0  # consecutive analysed frames the track was in
+    bad_streak: int = 0  # consecutive frames (in which it was seen) in an ALERT_STATE
+    last_frame: int = 0
     counted: bool = False
     alerted: bool = False
 
@@ -83,7 +71,7 @@ class Alert:
 
 @dataclass(frozen=True)
 class FrameNotes:
-    """What the tracker adds to a frame's faces (lists are parallel to the faces)."""
+    """What the live bookkeeping adds to a frame's faces (tuples are parallel to the faces)."""
 
     track_ids: tuple[int, ...]
     alerting: frozenset[int]  # indices of faces over the alert threshold now
@@ -93,96 +81,65 @@ class FrameNotes:
 
 @dataclass
 class LiveStats:
-    """Matches faces between consecutive frames, counts people, and decides when to alert.
+    """Counts people and decides when to alert, from the track ids core gives each face.
 
     A person is counted once, in the mask state they show when they have been seen in
-    `confirm_frames` consecutive frames (one-frame false detections are not counted).
-    A track survives `max_missed` frames without a match, so a blink of the detector does not
-    reset an alert streak. Faces without a mask verdict (detection only) are never counted
-    or alerted on.
+    `confirm_frames` consecutive frames (one-frame false detections are not counted). A frame
+    without a track (the detector blinked, someone passed in front) does not end an alert
+    streak; only a different mask state does. Faces without a mask verdict (detection only) are
+    never counted or alerted on. Ids are never reused, so a track gone for `forget_after`
+    frames is dropped.
     """
 
     options: AlertOptions = field(default_factory=AlertOptions)
-    min_iou: float = 0.3
-    max_missed: int = 3
     confirm_frames: int = 2
+    forget_after: int = 900
     clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
-        self._tracks: list[_Track] = []
-        self._next_id = 1
+        self._people: dict[int, _Person] = {}
+        self._frame = 0
         self._totals = {Mask.WEAR: 0, Mask.INCORRECT: 0, Mask.NOT_WEAR: 0}
         self._last_alert: float | None = None
 
-    def update(self, faces: Sequence[Face]) -> FrameNotes:
-        ids = self._associate(faces)
+    def update(self, faces: Sequence[TrackedFace]) -> FrameNotes:
+        self._frame += 1
         alerting = set()
-        due: list[_Track] = []
-        by_id = {t.id: t for t in self._tracks}
-        for index, track_id in enumerate(ids):
-            track = by_id[track_id]
-            if not track.counted and track.state is not None and track.seen >= self.confirm_frames:
-                self._totals[track.state] += 1
-                track.counted = True
-            if self.options.enabled and track.bad_streak >= max(1, self.options.frames):
+        due: list[tuple[int, _Person]] = []
+        for index, face in enumerate(faces):
+            person = self._observe(face)
+            if not person.counted and person.state is not None and person.seen >= self.confirm_frames:
+                self._totals[person.state] += 1
+                person.counted = True
+            if self.options.enabled and person.bad_streak >= max(1, self.options.frames):
                 alerting.add(index)
-                if not track.alerted:
-                    due.append(track)
+                if not person.alerted:
+                    due.append((face.track_id, person))
         alert = None
         now = self.clock()
         if due and (self._last_alert is None or now - self._last_alert >= self.options.cooldown_s):
-            for track in due:
-                track.alerted = True
+            for _, person in due:
+                person.alerted = True
             self._last_alert = now
-            alert = Alert(tuple(t.id for t in due), tuple(t.state for t in due if t.state is not None))
+            alert = Alert(tuple(i for i, _ in due), tuple(p.state for _, p in due if p.state is not None))
+        self._people = {i: p for i, p in self._people.items() if self._frame - p.last_frame <= self.forget_after}
         counts = Counts(len(faces), self._totals[Mask.WEAR], self._totals[Mask.INCORRECT], self._totals[Mask.NOT_WEAR])
-        return FrameNotes(tuple(ids), frozenset(alerting), counts, alert)
+        return FrameNotes(tuple(f.track_id for f in faces), frozenset(alerting), counts, alert)
 
-    def _associate(self, faces: Sequence[Face]) -> list[int]:
-        """Track id per face: greedy best-IoU matching, new tracks for the rest."""
-        pairs = sorted(
-            ((iou(t.box, f.box), ti, fi) for ti, t in enumerate(self._tracks) for fi, f in enumerate(faces)),
-            reverse=True,
-        )
-        matched_track: dict[int, int] = {}
-        used_tracks: set[int] = set()
-        for overlap, ti, fi in pairs:
-            if overlap < self.min_iou:
-                break
-            if ti in used_tracks or fi in matched_track:
-                continue
-            used_tracks.add(ti)
-            matched_track[fi] = ti
-        survivors: list[_Track] = []
-        for ti, track in enumerate(self._tracks):
-            if ti not in used_tracks:
-                track.missed += 1
-                track.seen = 0
-                if track.missed <= self.max_missed:
-                    survivors.append(track)
-        ids = []
-        for fi, face in enumerate(faces):
-            state = face.mask.label if face.mask is not None else None
-            if fi in matched_track:
-                track = self._tracks[matched_track[fi]]
-                track.box, track.state, track.missed = face.box, state, 0
-                track.seen += 1
-                survivors.append(track)
-            else:
-                track = _Track(self._next_id, face.box, state)
-                self._next_id += 1
-                survivors.append(track)
-            if state in ALERT_STATES:
-                track.bad_streak += 1
-            else:
-                track.bad_streak = 0
-                track.alerted = False
-            ids.append(track.id)
-        self._tracks = survivors
-        return ids
+    def _observe(self, face: TrackedFace) -> _Person:
+        person = self._people.setdefault(face.track_id, _Person())
+        person.seen = person.seen + 1 if person.last_frame == self._frame - 1 else 1
+        person.last_frame = self._frame
+        person.state = face.mask.label if face.mask is not None else None
+        if person.state in ALERT_STATES:
+            person.bad_streak += 1
+        else:
+            person.bad_streak = 0
+            person.alerted = False
+        return person
 
 
 class RateMeter:

@@ -59,3 +59,44 @@ class AnalyzerConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     detector_dir: Path = field(default_factory=default_detector_dir)
     classifier_path: Path | None = field(default_factory=default_classifier_path)
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """Knobs of the live (video) pipeline, core/live.py: where it saves work between frames.
+
+    detect_every: a full-frame detection every k frames (also at start and whenever a tracked
+    face is not re-found); in between each tracked face is re-found by O-Net on its predicted
+    box, and where O-Net misses, by the whole cascade in a region around it. region_scale: that
+    region's side, as a multiple of the face's side (faces move less than half their size
+    between two frames at camera rate). region_face_px: the region is scaled so the face is
+    about this big (a little over O-Net's 48 px input): its pyramid is a few tiny levels
+    whatever the face's size. classify_every: each track is re-classified every n frames
+    (new tracks at once), all due faces in one batch. smoothing: weight of a new classification
+    in the exponential moving average of each track's probabilities (1 = no smoothing).
+    min_iou / max_centroid_shift: a detection continues a track when their boxes overlap by
+    this IoU, or else when its centre moved less than this many box sides. max_missed: frames a
+    track survives unseen (a blink of the detector, someone passing behind another) before its
+    id is retired.
+    """
+
+    detect_every: int = 10
+    region_scale: float = 2.0
+    region_face_px: int = 64
+    classify_every: int = 5
+    smoothing: float = 0.4
+    min_iou: float = 0.3
+    max_centroid_shift: float = 0.5
+    max_missed: int = 15
+
+    def __post_init__(self) -> None:
+        if self.detect_every < 1 or self.classify_every < 1:
+            raise ValueError("detect_every and classify_every must be at least 1 frame")
+        if self.region_scale < 1.2:
+            raise ValueError("region_scale must be at least 1.2 (the region must hold the face and its motion)")
+        if self.region_face_px < 24:
+            raise ValueError("region_face_px must be at least 24 px")
+        if not 0.0 < self.smoothing <= 1.0:
+            raise ValueError("smoothing must be in (0, 1]")
+        if not 0.0 < self.min_iou < 1.0 or self.max_centroid_shift < 0.0 or self.max_missed < 0:
+            raise ValueError("min_iou must be in (0, 1), max_centroid_shift and max_missed at least 0")

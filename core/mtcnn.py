@@ -7,11 +7,15 @@ plain functions over arrays. Conventions kept from the reference on purpose, bec
 boxes by a pixel: stage-1 regression uses width x2-x1 but later regressions use x2-x1+1; NMS
 is torchvision's (continuous areas, IoU) except the last one, which counts pixels (+1) and
 divides by the smaller area ("Min").
+
+For video, `MTCNN.refine` (O-Net alone on known boxes) and `MTCNN.detect_in_region` (the cascade
+on a small, scaled region) re-find faces a tracker already knows (core/live.py); they share the
+stages above but leave `detect`, the full search held to the reference, as it was.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -281,10 +285,18 @@ def run_onet(session: InferenceSession, table: np.ndarray, boxes: np.ndarray,
     boxes, batch = _crops(table, boxes, ONET_SIZE)
     if len(boxes) == 0:
         return boxes, np.zeros((0, 5, 2), np.float32)
+    boxes, landmarks = onet_outputs(session, boxes, batch)
+    passed = boxes[:, 4] > threshold
+    boxes, landmarks = boxes[passed], landmarks[passed]
+    keep = nms(boxes[:, :4], boxes[:, 4], NMS_ONET, mode="min", inclusive=True, ties="last")
+    return boxes[keep], landmarks[keep]
+
+
+def onet_outputs(session: InferenceSession, boxes: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """O-Net on the crops `batch` of `boxes`: regressed boxes with their face score (K, 5) and
+    landmarks (K, 5, 2), nothing filtered."""
     reg, points, prob = session.run(None, {"image": batch})
-    passed = prob[:, 1] > threshold
-    boxes = np.concatenate([boxes[passed, :4], prob[passed, 1:2]], axis=1)
-    reg, points = reg[passed], points[passed]
+    boxes = np.concatenate([boxes[:, :4], prob[:, 1:2]], axis=1)
     # Landmarks are fractions of the box the net saw (before regression), pixel-inclusive.
     w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
     h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
@@ -292,8 +304,73 @@ def run_onet(session: InferenceSession, table: np.ndarray, boxes: np.ndarray,
     ys = h * points[:, 5:] + boxes[:, 1:2] - 1
     landmarks = np.stack([xs, ys], axis=2).astype(np.float32)
     boxes = np.concatenate([regress(boxes[:, :4], reg, inclusive=True), boxes[:, 4:5]], axis=1)
-    keep = nms(boxes[:, :4], boxes[:, 4], NMS_ONET, mode="min", inclusive=True, ties="last")
-    return boxes[keep], landmarks[keep]
+    return boxes, landmarks
+
+
+#: A re-found face may be at most this much larger or smaller (in side) than the box it was looked for at.
+REFINE_MAX_GROWTH = 1.3
+
+
+def _areas(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+
+
+def _crops_near(image_bgr: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(K, 3, size, size) crops of boxes that lie close together (one face's), and which box
+    each crop is of. Only the pixels around them are normalised and summed.
+
+    A box cut by the frame's edge is cropped both ways: as the cascade crops it (the part inside
+    the frame, squeezed into the square) and whole, the missing part mid-grey (0 after
+    normalisation); which one O-Net is surer of depends on how much of the face is cut.
+    """
+    height, width = image_bgr.shape[:2]
+    clipped, valid = crop_windows(boxes, width, height)
+    if not valid.any():
+        return np.zeros((0, 3, size, size), np.float32), np.zeros(0, np.int64)
+    cut = valid & ((boxes[:, :2] < 0).any(axis=1) | (boxes[:, 2] > width) | (boxes[:, 3] > height))
+    x0, y0 = int(np.floor(boxes[:, 0].min())) - 1, int(np.floor(boxes[:, 1].min())) - 1
+    x1, y1 = int(np.ceil(boxes[:, 2].max())) + 1, int(np.ceil(boxes[:, 3].max())) + 1
+    ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    local = cv2.copyMakeBorder(to_network_image(image_bgr[iy0:iy1, ix0:ix1]), iy0 - y0, y1 - iy1, ix0 - x0, x1 - ix1,
+                               cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    origin = np.array([x0, y0, x0, y0])
+    whole, _ = crop_windows(boxes[cut] - origin, x1 - x0, y1 - y0)
+    windows = np.concatenate([clipped[valid] - origin, whole])
+    which = np.concatenate([np.flatnonzero(valid), np.flatnonzero(cut)])
+    return to_nchw(area_resize(integral_image(local), windows, size, size)), which
+
+
+def refine_faces(onet: InferenceSession, image_bgr: np.ndarray, boxes: np.ndarray,
+                 threshold: float) -> list[Detection | None]:
+    """Each known box (N, 4) re-found by O-Net alone, or None where O-Net sees no face there.
+
+    For video: a face tracked from the last frame has hardly moved, so the last stage, run on
+    the square around where it should be, finds it again with its landmarks, all faces in one
+    small batch, skipping P-Net's pyramid and R-Net. (Trying more squares per face, shifted or
+    scaled, found no more faces on the bench clip and cost O-Net time.) A face whose box would
+    grow or shrink by more than REFINE_MAX_GROWTH is not taken: it is not a frame-to-frame change.
+    """
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    candidates = square(boxes)
+    result: list[Detection | None] = [None] * len(boxes)
+    batches, rows = [], []
+    for i in range(len(boxes)):
+        batch, which = _crops_near(image_bgr, candidates[i : i + 1], ONET_SIZE)
+        batches.append(batch)
+        rows.append(np.full(len(which), i))
+    if not batches or sum(len(b) for b in batches) == 0:
+        return result
+    owner = np.concatenate(rows)
+    found, landmarks = onet_outputs(onet, candidates[owner], np.concatenate(batches))
+    # Regression on a squeezed edge crop can overshoot, and would compound frame after frame.
+    growth = np.sqrt(_areas(found) / np.maximum(_areas(boxes)[owner], 1e-6))
+    plausible = (found[:, 4] > threshold) & (growth < REFINE_MAX_GROWTH) & (growth > 1 / REFINE_MAX_GROWTH)
+    for i in range(len(boxes)):
+        hits = np.flatnonzero((owner == i) & plausible)
+        if len(hits):
+            best = hits[np.argmax(found[hits, 4])]
+            result[i] = Detection(box=found[best, :4].copy(), score=float(found[best, 4]), landmarks=landmarks[best].copy())
+    return result
 
 
 def detect_faces(sessions: tuple[InferenceSession, InferenceSession, InferenceSession],
@@ -372,3 +449,36 @@ class MTCNN:
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         """Faces in a BGR uint8 H×W×3 image (as OpenCV reads it), best score first."""
         return detect_faces(self._sessions, image_bgr, self.config)
+
+    def refine(self, image_bgr: np.ndarray, boxes: np.ndarray) -> list[Detection | None]:
+        """Known boxes (a tracker's) re-found by O-Net alone; None where there is no face now."""
+        return refine_faces(self._sessions[2], image_bgr, boxes, self.config.thresholds[2])
+
+    def detect_in_region(self, image_bgr: np.ndarray, region: tuple[int, int, int, int], scale: float = 1.0,
+                         min_face_size: float | None = None) -> list[Detection]:
+        """Faces inside `region` (x0, y0, x1, y1 px, clipped to the image), in image pixels.
+
+        How a tracker re-finds a face it knows is near for a fraction of a full search: the
+        region is resized by `scale` (< 1 shrinks a large face towards the nets' own sizes) and
+        searched from `min_face_size` (px after scaling; default the config's), so the pyramid is
+        a few small levels. The cascade is the same as `detect`'s; only its input is smaller.
+        """
+        height, width = image_bgr.shape[:2]
+        x0, y0 = max(0, int(region[0])), max(0, int(region[1]))
+        x1, y1 = min(width, int(region[2])), min(height, int(region[3]))
+        if x1 - x0 < PNET_CELL or y1 - y0 < PNET_CELL:
+            return []
+        crop = image_bgr[y0:y1, x0:x1]
+        if scale != 1.0:
+            size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+            crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+        config = self.config
+        if min_face_size is not None:
+            config = replace(config, min_face_size=max(PNET_CELL, int(min_face_size)))
+        sx, sy = (x1 - x0) / crop.shape[1], (y1 - y0) / crop.shape[0]
+        factor = np.array([sx, sy, sx, sy], np.float32)
+        offset = np.array([x0, y0, x0, y0], np.float32)
+        return [
+            Detection(box=d.box * factor + offset, score=d.score, landmarks=d.landmarks * factor[:2] + offset[:2])
+            for d in detect_faces(self._sessions, crop, config)
+        ]

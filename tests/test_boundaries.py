@@ -13,7 +13,7 @@ def run_python(code: str) -> str:
 
 def test_core_imports_without_qt_or_torch():
     loaded = run_python(
-        "import sys, core.analyzer, core.batch, core.draw\n"
+        "import sys, core.analyzer, core.batch, core.draw, core.live, core.tracker\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'PySide6', 'timm', 'facenet_pytorch', 'app', 'training')))"
     )
     assert loaded == "[]"

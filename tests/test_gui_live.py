@@ -14,10 +14,11 @@ import pytest  # noqa: E402
 from PySide6.QtGui import QColor  # noqa: E402
 
 from app.capture import CaptureState  # noqa: E402
-from app.overlay import mask_colour  # noqa: E402
+from app.overlay import face_caption, mask_colour  # noqa: E402
 from app.sources import Source  # noqa: E402
 from core.analyzer import FaceAnalyzer  # noqa: E402
 from core.labels import Mask  # noqa: E402
+from core.mtcnn import MTCNN  # noqa: E402
 
 WAIT_MS = 120_000
 
@@ -44,6 +45,8 @@ def _near(colour: QColor, expected: QColor, tolerance: int = 40) -> bool:
 def test_video_plays_through_the_pipeline(classified_window, qtbot, scene_video):
     window = classified_window
     states = _states(window)
+    results = []
+    window.live.frameAnalyzed.connect(results.append)
     window.open_source(Source.file(scene_video))
     view = window.live_panel.view
     assert window.live_panel.stack.currentWidget() is view
@@ -73,6 +76,13 @@ def test_video_plays_through_the_pipeline(classified_window, qtbot, scene_video)
     assert window.live_panel.faces_now.text() == f"Faces now: {counts.now}"
     assert window.live_panel.count_labels[Mask.WEAR].text().endswith(f": {counts.wear}")
     assert view.message.endswith("end of video")
+
+    # Tracks: every face carries core's track id, shown first in its caption; on this still
+    # scene the ids stay, and the counters count those people, not face-frames.
+    distinct = {i for r in results for i in r.notes.track_ids}
+    assert all(face_caption(f).startswith(f"#{f.track_id} ") for f in faces)
+    assert len(faces) <= len(distinct) <= len(faces) + 2, f"ids churn on a still scene: {sorted(distinct)}"
+    assert counts.wear + counts.incorrect + counts.none <= len(distinct)
     assert not window.act_stop.isEnabled()
 
 
@@ -100,18 +110,29 @@ def test_snapshot_only_when_asked_and_blurred_on_request(classified_window, qtbo
     assert sharpness(b) < 0.5 * sharpness(a)
 
 
-class SlowAnalyzer(FaceAnalyzer):
-    """The real analyzer, made slower than the video so frames must be dropped."""
+class SlowDetector(MTCNN):
+    """The real detector, made slower than the video so frames must be dropped. The live pipeline
+    calls one of these two on every frame: `detect` (full frames) or `refine` (tracked faces)."""
 
     delay_s = 0.25
 
-    def analyze(self, image_bgr):
+    def detect(self, image_bgr):
         time.sleep(self.delay_s)
-        return super().analyze(image_bgr)
+        return super().detect(image_bgr)
+
+    def refine(self, image_bgr, boxes):
+        time.sleep(self.delay_s)
+        return super().refine(image_bgr, boxes)
+
+
+def slow_analyzer(detector):
+    analyzer = FaceAnalyzer.with_default_models(detector)
+    analyzer.detector = SlowDetector(analyzer.detector.model_dir, detector)
+    return analyzer
 
 
 def test_a_slow_analyzer_drops_frames_instead_of_lagging(make_window, qtbot, scene_video):
-    window = make_window(analyzer_factory=lambda detector: SlowAnalyzer.with_default_models(detector))
+    window = make_window(analyzer_factory=slow_analyzer)
     shown: list[int] = []
     window.live.frameAnalyzed.connect(lambda result: shown.append(result.index))
     states = _states(window)
@@ -127,8 +148,9 @@ def test_alert_banner_and_beep_are_rate_limited(classified_window, qtbot, monkey
     """Frames whose faces all stay unmasked: one banner, one beep, then quiet during the cool-down."""
     from app.inference import FrameResult
     from app.tracking import AlertOptions, LiveStats
-    from core.analyzer import Face, HeadResult
+    from core.analyzer import HeadResult
     from core.labels import Age, Gender
+    from core.live import TrackedFace
 
     window = classified_window
     beeps = []
@@ -136,9 +158,9 @@ def test_alert_banner_and_beep_are_rate_limited(classified_window, qtbot, monkey
     options = AlertOptions(enabled=True, frames=3, beep=True, cooldown_s=3600)
     window.apply_settings(replace(window.settings, alerts=options))
     stats = LiveStats(options)
-    face = Face(np.array([100, 100, 180, 180], np.float32), np.zeros((5, 2), np.float32), 0.99,
-                HeadResult(Mask.NOT_WEAR, (0.1, 0.1, 0.8)), HeadResult(Gender.MALE, (0.9, 0.1)),
-                HeadResult(Age.UNDER_30, (0.8, 0.1, 0.1)))
+    face = TrackedFace(np.array([100, 100, 180, 180], np.float32), np.zeros((5, 2), np.float32), 0.99,
+                       HeadResult(Mask.NOT_WEAR, (0.1, 0.1, 0.8)), HeadResult(Gender.MALE, (0.9, 0.1)),
+                       HeadResult(Age.UNDER_30, (0.8, 0.1, 0.1)), track_id=1)
     image = np.zeros((480, 640, 3), np.uint8)
     for i in range(8):
         window.show_frame(FrameResult(window.live.session, i, image, [face], stats.update([face]), 0.01, 0.0))

@@ -1,22 +1,25 @@
-"""The live view's bookkeeping without Qt: newest-frame hand-over, face association, counters, alerts."""
+"""The live view's bookkeeping without Qt: newest-frame hand-over, counters and alerts keyed by
+core's track ids (the matching itself is tested in tests/test_tracking.py)."""
 from __future__ import annotations
 
 import numpy as np
 
 from app.frames import Frame, LatestFrame
-from app.tracking import AlertOptions, LiveStats, RateMeter, iou
-from core.analyzer import Face, HeadResult
+from app.tracking import AlertOptions, LiveStats, RateMeter
+from core.analyzer import HeadResult
 from core.labels import Age, Gender, Mask
+from core.live import TrackedFace
 
 
-def face(x: float, y: float, mask: Mask | None = Mask.WEAR, size: float = 60) -> Face:
+def face(track_id: int, mask: Mask | None = Mask.WEAR, x: float = 0.0, size: float = 60) -> TrackedFace:
     heads = {}
     if mask is not None:
         probs = [0.1, 0.1, 0.1]
         probs[int(mask)] = 0.8
-        heads = dict(mask=HeadResult(mask, tuple(probs)), gender=HeadResult(Gender.FEMALE, (0.2, 0.8)),
-                     age=HeadResult(Age.FROM_30_TO_59, (0.1, 0.8, 0.1)))
-    return Face(np.array([x, y, x + size, y + size], np.float32), np.zeros((5, 2), np.float32), 0.99, **heads)
+        heads = {"mask": HeadResult(mask, tuple(probs)), "gender": HeadResult(Gender.FEMALE, (0.2, 0.8)),
+                 "age": HeadResult(Age.FROM_30_TO_59, (0.1, 0.8, 0.1))}
+    box = np.array([x, 0, x + size, size], np.float32)
+    return TrackedFace(box=box, landmarks=np.zeros((5, 2), np.float32), det_score=0.99, track_id=track_id, **heads)
 
 
 class Clock:
@@ -37,37 +40,46 @@ def test_latest_frame_keeps_only_the_newest_and_signals_once():
     assert slot.put(frames[0]) is True  # taken: the next frame needs a new wake-up
 
 
-def test_iou():
-    a = np.array([0, 0, 10, 10], np.float32)
-    assert iou(a, a) == 1.0
-    assert iou(a, np.array([20, 20, 30, 30], np.float32)) == 0.0
-    assert abs(iou(a, np.array([5, 0, 15, 10], np.float32)) - 50 / 150) < 1e-6
-
-
-def test_faces_keep_their_ids_while_they_move_and_new_faces_get_new_ones():
+def test_notes_follow_the_track_ids():
     stats = LiveStats()
-    first = stats.update([face(0, 0), face(200, 0)]).track_ids
-    moved = stats.update([face(205, 3), face(4, 2), face(400, 400)]).track_ids
-    assert moved[:2] == (first[1], first[0])
-    assert moved[2] not in first
+    assert stats.update([face(1), face(2, x=200)]).track_ids == (1, 2)
+    assert stats.update([face(2, x=205), face(1, x=4), face(3, x=400)]).track_ids == (2, 1, 3)
 
 
 def test_people_are_counted_once_after_two_frames():
     stats = LiveStats()
-    counts = stats.update([face(0, 0, Mask.WEAR), face(200, 0, Mask.NOT_WEAR)]).counts
+    counts = stats.update([face(1, Mask.WEAR), face(2, Mask.NOT_WEAR)]).counts
     assert (counts.now, counts.wear, counts.none) == (2, 0, 0)  # a one-frame detection is not counted yet
     for _ in range(5):
-        counts = stats.update([face(0, 0, Mask.WEAR), face(200, 0, Mask.NOT_WEAR)]).counts
+        counts = stats.update([face(1, Mask.WEAR), face(2, Mask.NOT_WEAR)]).counts
     assert (counts.wear, counts.incorrect, counts.none) == (1, 0, 1)
-    counts = stats.update([face(400, 300, Mask.INCORRECT)]).counts
-    counts = stats.update([face(400, 300, Mask.INCORRECT)]).counts
+    counts = stats.update([face(3, Mask.INCORRECT)]).counts
+    counts = stats.update([face(3, Mask.INCORRECT)]).counts
     assert (counts.now, counts.wear, counts.incorrect, counts.none) == (1, 1, 1, 1)
+
+
+def test_a_person_who_keeps_their_track_id_is_not_counted_again():
+    stats = LiveStats()
+    for _ in range(3):
+        stats.update([face(1, Mask.WEAR)])
+    for _ in range(10):  # out of the picture for a while, back with the same id (core's tracker kept it)
+        stats.update([])
+    for _ in range(3):
+        counts = stats.update([face(1, Mask.WEAR)]).counts
+    assert counts.wear == 1
+
+
+def test_a_one_frame_track_is_never_counted():
+    stats = LiveStats()
+    stats.update([face(1, Mask.NOT_WEAR)])
+    counts = stats.update([face(2, Mask.NOT_WEAR)]).counts  # another id: not the same person
+    assert counts.none == 0
 
 
 def test_unclassified_faces_are_neither_counted_nor_alerted():
     stats = LiveStats(AlertOptions(frames=1))
     for _ in range(5):
-        notes = stats.update([face(0, 0, None)])
+        notes = stats.update([face(1, None)])
     assert notes.counts.now == 1 and notes.counts.wear + notes.counts.incorrect + notes.counts.none == 0
     assert notes.alert is None and not notes.alerting
 
@@ -75,36 +87,44 @@ def test_unclassified_faces_are_neither_counted_nor_alerted():
 def test_alert_after_n_consecutive_frames_then_rate_limited():
     clock = Clock()
     stats = LiveStats(AlertOptions(frames=3, cooldown_s=10.0), clock=clock)
-    alerts = [stats.update([face(0, 0, Mask.NOT_WEAR)]).alert for _ in range(3)]
+    alerts = [stats.update([face(1, Mask.NOT_WEAR)]).alert for _ in range(3)]
     assert alerts[:2] == [None, None] and alerts[2] is not None
-    assert "1 without a mask" in alerts[2].message
+    assert "1 without a mask" in alerts[2].message and alerts[2].track_ids == (1,)
     # The same face does not alert again while it stays unmasked.
-    assert all(stats.update([face(0, 0, Mask.NOT_WEAR)]).alert is None for _ in range(5))
+    assert all(stats.update([face(1, Mask.NOT_WEAR)]).alert is None for _ in range(5))
     # Another face crosses the threshold during the cool-down: highlighted, but no new alert yet...
     for _ in range(3):
-        notes = stats.update([face(0, 0, Mask.NOT_WEAR), face(300, 0, Mask.INCORRECT)])
+        notes = stats.update([face(1, Mask.NOT_WEAR), face(2, Mask.INCORRECT, x=300)])
     assert notes.alert is None and notes.alerting == {0, 1}
     # ...until the cool-down is over.
     clock.now = 11.0
-    notes = stats.update([face(0, 0, Mask.NOT_WEAR), face(300, 0, Mask.INCORRECT)])
+    notes = stats.update([face(1, Mask.NOT_WEAR), face(2, Mask.INCORRECT, x=300)])
     assert notes.alert is not None and "1 wearing it wrongly" in notes.alert.message
 
 
 def test_a_streak_is_broken_by_a_worn_mask_but_not_by_a_missed_detection():
     stats = LiveStats(AlertOptions(frames=3, cooldown_s=0.0))
-    stats.update([face(0, 0, Mask.NOT_WEAR)])
-    stats.update([face(0, 0, Mask.NOT_WEAR)])
-    stats.update([face(0, 0, Mask.WEAR)])
-    assert stats.update([face(0, 0, Mask.NOT_WEAR)]).alert is None
-    stats.update([])  # the detector blinks
-    stats.update([face(0, 0, Mask.NOT_WEAR)])
-    assert stats.update([face(0, 0, Mask.NOT_WEAR)]).alert is not None
+    stats.update([face(1, Mask.NOT_WEAR)])
+    stats.update([face(1, Mask.NOT_WEAR)])
+    stats.update([face(1, Mask.WEAR)])
+    assert stats.update([face(1, Mask.NOT_WEAR)]).alert is None
+    stats.update([])  # the detector blinks; the track survives in core
+    stats.update([face(1, Mask.NOT_WEAR)])
+    assert stats.update([face(1, Mask.NOT_WEAR)]).alert is not None
 
 
 def test_alerts_can_be_switched_off():
     stats = LiveStats(AlertOptions(enabled=False, frames=1))
-    notes = [stats.update([face(0, 0, Mask.NOT_WEAR)]) for _ in range(3)]
+    notes = [stats.update([face(1, Mask.NOT_WEAR)]) for _ in range(3)]
     assert all(n.alert is None and not n.alerting for n in notes)
+
+
+def test_tracks_long_gone_are_forgotten():
+    stats = LiveStats(forget_after=5)
+    stats.update([face(1)])
+    for _ in range(6):
+        stats.update([face(2)])
+    assert set(stats._people) == {2}
 
 
 def test_rate_meter():

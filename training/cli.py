@@ -21,12 +21,16 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from core.config import default_detector_dir
 from training.config import (
     ConfigError,
+    EdaConfig,
+    EvalDetectorConfig,
     EvaluateConfig,
     ExportConfig,
+    FinetuneDetectorConfig,
     PredictConfig,
     PrepareConfig,
     SplitConfig,
     TrainConfig,
+    TuneConfig,
     load_toml,
     make_config,
 )
@@ -90,8 +94,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if "head_weights" in args:
         args.head_weights = _pairs(args.head_weights, "--head-weights", float)
-    summary = train(_config(TrainConfig, args))
+    config = _config(TrainConfig, args)
+    if config.folds:
+        from training.train import train_folds
+
+        return 130 if any(s.interrupted for s in train_folds(config)) else 0
+    summary = train(config)
     return 130 if summary.interrupted else 0
+
+
+def _cmd_eda(args: argparse.Namespace) -> int:
+    from training.eda import eda
+
+    if "class_map" in args:
+        args.class_map = _pairs(args.class_map, "--class-map")
+    log.info("wrote %s", eda(_config(EdaConfig, args)).report)
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from training.tune import tune
+
+    config = _config(TuneConfig, args)
+    # Every trial starts from the file's [train] settings (and top-level keys), on the tuned cache and fold.
+    base = make_config(TrainConfig, load_toml(args.config), "train", cache=config.cache, fold=config.fold)
+    result = tune(config, base)
+    log.info("%s", result.describe())
+    return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -133,6 +162,25 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     return 130 if summary and summary.interrupted else 0
+
+
+def _cmd_eval_detector(args: argparse.Namespace) -> int:
+    from training.detector_eval import evaluate_detectors, write_reports
+
+    config = _config(EvalDetectorConfig, args)
+    detectors = config.detectors or (default_detector_dir(),)
+    reports = evaluate_detectors(config.data, detectors, config.split, config.min_face, config.thresholds,
+                                 config.labels or None)
+    for path in write_reports(reports, config.out, f"Face detector on face_mask_853 ({config.split})"):
+        log.info("wrote %s", path)
+    return 0
+
+
+def _cmd_finetune_detector(args: argparse.Namespace) -> int:
+    from training.detector_finetune import finetune_detector
+
+    summary = finetune_detector(_config(FinetuneDetectorConfig, args))
+    return 130 if summary.interrupted else 0
 
 
 # ------------------------------------------------------------------------------------ parser
@@ -200,6 +248,56 @@ def _add_prepare(commands) -> None:
     p.set_defaults(func=_cmd_prepare)
 
 
+def _add_eda(commands) -> None:
+    C = EdaConfig
+    p = _command(commands, "eda", "an HTML report on the training data: labels, ages, people, sizes, detection, samples",
+                 "Read the datasets as prepare does (--data KIND=PATH; see `prepare --help`) or a prepared cache's\n"
+                 "manifest (--cache alone), and write OUT/report.html (plots inlined: one file) and OUT/eda.json:\n"
+                 "class counts per head and for the 18 classes, the age histogram with the group boundaries,\n"
+                 "gender x age, photos per person, photo sizes, the face-detection outcome per source (with\n"
+                 "--cache) and a grid of sample photos per class (the cached face crops with --cache).")
+    _option(p, C, "data", "--data", action="append", metavar="KIND=PATH", help="a dataset (repeatable)")
+    _option(p, C, "cache", type=Path, metavar="DIR", help="prepared cache: detection outcome and face crops")
+    _option(p, C, "out", type=Path, metavar="DIR", help="output folder")
+    _option(p, C, "class_map", "--class-map", action="append", metavar="FOLDER=LABEL", help="folders layout, as for prepare")
+    _option(p, C, "age_boundary", type=int, metavar="YEARS", help="start of the oldest age group")
+    _option(p, C, "samples", type=int, metavar="N", help="sample photos per class")
+    _option(p, C, "size_sample", type=int, metavar="N", help="photos whose pixel size is read (0: all)")
+    _option(p, C, "seed", type=int, help="which photos are sampled")
+    _option(p, C, "open", action="store_true", help="open the report in the web browser")
+    p.set_defaults(func=_cmd_eda)
+
+
+def _add_tune(commands) -> None:
+    C = TuneConfig
+    p = _command(commands, "tune", "hyper-parameter search with Ray Tune (ASHA + Optuna) on one fold",
+                 "Each trial trains --fold for up to --max-epochs with the settings of the --config file's [train]\n"
+                 "table, overridden by values the Optuna search draws from [tune.space]; ASHA stops the weak\n"
+                 "trials early. Writes OUT/results.csv (one row per trial, best first) and OUT/best.toml, a\n"
+                 "[train] table for `mask-train train --config OUT/best.toml`. Search space (TOML):\n"
+                 "  [tune.space]\n"
+                 "  lr = { loguniform = [1e-4, 3e-3] }       # also uniform, randint, quniform = [a, b, q]\n"
+                 "  model = { choice = [\"mobilenetv3_large_100\", \"efficientnet_b0\"] }\n"
+                 "  augment = { uniform = [0.5, 1.5] }        # scales jitter, scale, shift and cut-out together\n"
+                 "  cache = { choice = [\"cache128\", \"cache224\"] }  # input size: one prepared cache per size\n"
+                 "Any train setting can be a key; a plain value fixes it. Without [tune.space]: lr, weight decay,\n"
+                 "label smoothing, focal gamma, batch size and augmentation strength.")
+    _option(p, C, "cache", type=Path, metavar="DIR", help="cache folder")
+    _option(p, C, "fold", type=int, metavar="K", help="validation fold of every trial")
+    _option(p, C, "out", type=Path, metavar="DIR", help="output folder (default: <cache>/tune)")
+    _option(p, C, "num_samples", type=int, metavar="N", help="trials")
+    _option(p, C, "max_epochs", type=int, metavar="N", help="epochs of a trial that is not stopped")
+    _option(p, C, "grace_epochs", type=int, metavar="N", help="ASHA: epochs before a trial may be stopped")
+    _option(p, C, "reduction_factor", type=int, metavar="N", help="ASHA: keep the best 1/N at each rung")
+    _option(p, C, "cpus_per_trial", type=int, metavar="N", help="CPUs per trial (torch threads)")
+    _option(p, C, "gpus_per_trial", type=float, metavar="N", help="GPUs per trial (fractions share a GPU)")
+    _option(p, C, "max_concurrent", type=int, metavar="N", help="trials at once (0: as resources allow)")
+    _option(p, C, "address", metavar="ADDR", help="connect to this Ray cluster (auto, ray://head:10001) instead of starting Ray here")
+    _option(p, C, "num_cpus", type=int, metavar="N", help="CPUs of the Ray started here (default: all)")
+    _option(p, C, "seed", type=int, help="search seed")
+    p.set_defaults(func=_cmd_tune)
+
+
 def _add_split(commands) -> None:
     C = SplitConfig
     p = _command(commands, "split", "person-level stratified k-fold into <cache>/folds.csv",
@@ -224,6 +322,8 @@ def _add_train(commands) -> None:
     _option(p, C, "cache", type=Path, metavar="DIR", help="cache folder")
     _option(p, C, "run_dir", type=Path, metavar="DIR", help="run folder (default: <cache>/runs/<model>_fold<K>)")
     _option(p, C, "fold", type=int, metavar="K", help="validation fold")
+    _option(p, C, "folds", metavar="all|K,K", help="train these folds in turn, each in its own run folder "
+            "(<run-dir>/fold<K>, default <cache>/runs/<model>_fold<K>); with --resume finished folds are kept")
     _option(p, C, "model", metavar="NAME", help="timm architecture")
     _option(p, C, "weights", type=Path, metavar="FILE", help="backbone weights (.pt state dict or .safetensors); none: random init")
     _option(p, C, "single_head", action="store_true", help="one 18-way head instead of three (fully labelled data only)")
@@ -277,8 +377,13 @@ def _add_export(commands) -> None:
     p = _command(commands, "export", "export a run's best checkpoint to the ONNX file the app loads",
                  "Write the classifier with its metadata (heads, input size, mean/std, crop margin, version,\n"
                  "training data, architecture, age boundary) after checking onnxruntime against torch on\n"
-                 "real crops from the cache; a failing model is not written.")
+                 "real crops from the cache; a failing model is not written.\n\n"
+                 "--ensemble RUN_DIR... (folders or glob patterns, e.g. 'cache/runs/m_fold*') writes ONE graph that\n"
+                 "averages the runs' probabilities (with --tta, also over the mirrored crop); the app loads it like\n"
+                 "any model, and its metadata lists the members.")
     _option(p, C, "run_dir", type=Path, metavar="DIR", help="run folder")
+    _option(p, C, "ensemble", nargs="+", metavar="RUN_DIR", help="several runs averaged in one graph (instead of --run-dir)")
+    _option(p, C, "tta", action="store_true", help="also average over the horizontally flipped crop")
     _option(p, C, "out", type=Path, metavar="FILE", help="output file (default: <run>/classifier.onnx)")
     _option(p, C, "cache", type=Path, metavar="DIR", help="cache folder (default: the run's)")
     _option(p, C, "model_version", metavar="TEXT", help="version string (default: <model>-fold<K>-e<epoch>)")
@@ -319,6 +424,54 @@ def _add_synth(commands) -> None:
     p.set_defaults(func=_cmd_synth)
 
 
+def _add_eval_detector(commands) -> None:
+    C = EvalDetectorConfig
+    p = _command(commands, "eval-detector", "score face detectors against face_mask_853's labelled boxes",
+                 "Run core's MTCNN (onnxruntime, as the app does) over face_mask_853's photos for each detector\n"
+                 "folder × --min-face × --thresholds, side by side. A labelled face is found when a detection\n"
+                 "overlaps it at IoU >= 0.4 (one-to-one, greedy). Recall per mask state and per box-width band\n"
+                 "(the >= 40 px columns are the shipping criterion), and detections matching no labelled face.\n"
+                 "--split heldout (default) scores only the part a detector fine-tune never sees (chosen by a\n"
+                 "stable hash of the near-duplicate group). Writes OUT.md and OUT.csv.")
+    _option(p, C, "data", type=Path, metavar="DIR", help="data folder holding face_mask_853/")
+    _option(p, C, "detectors", "--detector", type=Path, action="append", metavar="DIR",
+            help="detector folder with pnet/rnet/onet.onnx (repeatable; default: the shipped one)")
+    _option(p, C, "labels", "--label", action="append", metavar="NAME", help="name of each --detector in the report (repeatable)")
+    _option(p, C, "split", choices=("heldout", "train", "all"), help="which photos")
+    _option(p, C, "min_face", "--min-face", type=int, action="append", metavar="PX", help="smallest face looked for (repeatable)")
+    _option(p, C, "thresholds", "--thresholds", type=float, nargs=3, action="append", metavar=("P", "R", "O"),
+            help="stage thresholds (repeatable)")
+    _option(p, C, "out", type=Path, metavar="FILE.md", help="report; the CSV is written beside it")
+    p.set_defaults(func=_cmd_eval_detector)
+
+
+def _add_finetune_detector(commands) -> None:
+    C = FinetuneDetectorConfig
+    p = _command(commands, "finetune-detector", "fine-tune MTCNN (P/R/O-Net) on masked faces and export it",
+                 "Start from facenet-pytorch's MTCNN weights and train on crops labelled by IoU (positive >= 0.65,\n"
+                 "part 0.4-0.65, negative < 0.3) from synthetic masks on UTKFace (`mask-train synth` output, with\n"
+                 "landmarks) and face_mask_853's training part (real boxes of every mask state; stock proposals\n"
+                 "over no face as hard negatives). Crops are cached and checkpoints written in --run-dir\n"
+                 "(--resume continues); the result is exported like export-detector, with ORIGIN.md.\n"
+                 "Score it with `mask-train eval-detector --detector RUN/mtcnn`.")
+    _option(p, C, "data", type=Path, metavar="DIR", help="data folder holding face_mask_853/ and utkface/")
+    _option(p, C, "synth", type=Path, metavar="DIR", help="`mask-train synth` output folder")
+    _option(p, C, "run_dir", type=Path, metavar="DIR", help="run folder (crops, checkpoints, log)")
+    _option(p, C, "out", type=Path, metavar="DIR", help="exported detector folder (default: <run-dir>/mtcnn)")
+    _option(p, C, "nets", nargs="+", choices=("pnet", "rnet", "onet"), help="nets to fine-tune")
+    _option(p, C, "synth_faces", type=int, metavar="N", help="synthetic faces used")
+    _option(p, C, "scenes", type=int, metavar="N", help="face_mask_853 training scenes used (0: all)")
+    _option(p, C, "epochs", type=int, help="epochs per net")
+    _option(p, C, "steps", type=int, metavar="N", help="at most N steps per epoch (0: full epochs)")
+    _option(p, C, "batch_size", type=int, help="batch size")
+    _option(p, C, "lr", type=float, help="Adam learning rate")
+    _option(p, C, "neg_ratio", type=float, metavar="R", help="negatives per positive in an epoch")
+    _option(p, C, "seed", type=int, help="seed")
+    _option(p, C, "threads", type=int, metavar="N", help="torch CPU threads")
+    _option(p, C, "resume", action="store_true", help="continue from the run folder's checkpoints")
+    p.set_defaults(func=_cmd_finetune_detector)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mask-train", description="Mask Checker training tools.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -335,7 +488,8 @@ def _build_parser() -> argparse.ArgumentParser:
         help="output folder (default: %(default)s)",
     )
     export.set_defaults(func=_cmd_export_detector)
-    for add in (_add_prepare, _add_split, _add_train, _add_evaluate, _add_export, _add_predict, _add_synth):
+    for add in (_add_prepare, _add_eda, _add_split, _add_train, _add_tune, _add_evaluate, _add_export, _add_predict, _add_synth,
+                _add_eval_detector, _add_finetune_detector):
         add(commands)
     return parser
 

@@ -93,6 +93,7 @@ class TrainConfig:
     cache: Path = Path("cache")
     run_dir: Path | None = None  # default <cache>/runs/<model>_fold<fold>
     fold: int = 0
+    folds: str = ""  # "all" or "0,2": train these folds in turn, each in <run_dir>/fold<K> (default <cache>/runs/<model>_fold<K>)
     model: str = "mobilenetv3_large_100"
     weights: Path | None = None  # backbone weights (.pt state dict or .safetensors); none = random init
     single_head: bool = False  # one 18-way head (needs every label on every image)
@@ -131,6 +132,8 @@ class TrainConfig:
             raise ConfigError("epochs and batch_size must be at least 1")
         if self.fold < 0:
             raise ConfigError("fold must be >= 0")
+        if self.folds not in ("", "all") and not all(k.strip().isdigit() for k in self.folds.split(",")):
+            raise ConfigError(f"folds must be 'all' or fold numbers separated by commas, not {self.folds!r}")
         if self.patience < 1:
             raise ConfigError("patience must be at least 1")
         if self.sampler not in ("random", "weighted"):
@@ -178,16 +181,20 @@ class EvaluateConfig:
 class ExportConfig:
     """The run's best checkpoint to the ONNX classifier core loads."""
 
-    run_dir: Path | None = None  # required
-    out: Path | None = None  # default <run_dir>/classifier.onnx
+    run_dir: Path | None = None  # required, unless ensemble is given
+    out: Path | None = None  # default <run_dir>/classifier.onnx (ensemble: ensemble.onnx beside the first run)
     cache: Path | None = None  # default: the run's cache
     model_version: str = ""  # default <model>-fold<K>-e<epoch>
     check_crops: int = 16  # real crops from the cache compared between torch and onnxruntime
+    ensemble: tuple[str, ...] = ()  # run folders (or glob patterns) whose best checkpoints are averaged in one graph
+    tta: bool = False  # also average over the horizontally flipped crop
 
     def __post_init__(self) -> None:
         _coerce(self)
-        if self.run_dir is None:
-            raise ConfigError("export needs the run folder (--run-dir)")
+        if self.run_dir is None and not self.ensemble:
+            raise ConfigError("export needs the run folder (--run-dir) or the members of an ensemble (--ensemble)")
+        if self.run_dir is not None and self.ensemble:
+            raise ConfigError("give --run-dir or --ensemble, not both (a single run is --ensemble RUN_DIR)")
         if self.check_crops < 1:
             raise ConfigError("check_crops must be at least 1")
 
@@ -207,13 +214,121 @@ class PredictConfig:
         _coerce(self)
 
 
+@dataclass(frozen=True)
+class EvalDetectorConfig:
+    """Face detectors scored against face_mask_853's boxes (training/detector_eval.py)."""
+
+    data: Path = Path("../shared/data")  # holds face_mask_853/
+    detectors: tuple[Path, ...] = ()  # detector folders (pnet/rnet/onet.onnx); default: the shipped one
+    labels: tuple[str, ...] = ()  # a name per detector folder for the report (default: the folder)
+    split: str = "heldout"  # heldout, train or all
+    min_face: tuple[int, ...] = (40,)  # each value is a setting of its own
+    thresholds: tuple[tuple[float, float, float], ...] = ((0.6, 0.7, 0.7),)  # each triple is a setting of its own
+    out: Path = Path("detector_eval.md")  # the markdown report; the CSV goes beside it
+
+    def __post_init__(self) -> None:
+        _coerce(self)
+        if self.split not in ("heldout", "train", "all"):
+            raise ConfigError("split must be heldout, train or all")
+        if self.labels and len(self.labels) != len(self.detectors):
+            raise ConfigError("give one label per detector folder")
+        if not self.min_face or any(m < 12 for m in self.min_face):
+            raise ConfigError("min_face values must be at least 12 px")
+        if not self.thresholds or any(not 0.0 <= t <= 1.0 for triple in self.thresholds for t in triple):
+            raise ConfigError("thresholds must be triples of numbers in [0, 1]")
+
+
+@dataclass(frozen=True)
+class FinetuneDetectorConfig:
+    """MTCNN fine-tuned on masked faces (training/detector_finetune.py)."""
+
+    data: Path = Path("../shared/data")  # holds face_mask_853/ and utkface/
+    synth: Path = Path("cache/synth")  # `mask-train synth` output over UTKFace (none: no synthetic faces)
+    run_dir: Path = Path("cache/detector_finetune")  # crops, checkpoints, log
+    out: Path | None = None  # exported detector folder (default: <run_dir>/mtcnn)
+    nets: tuple[str, ...] = ("pnet", "rnet", "onet")
+    synth_faces: int = 4000  # synthetic faces used (0: none)
+    scenes: int = 0  # face_mask_853 training scenes used (0: all)
+    epochs: int = 4
+    steps: int = 0  # at most this many steps per epoch (0: a full epoch)
+    batch_size: int = 256
+    lr: float = 1e-4
+    neg_ratio: float = 3.0  # negatives per positive in an epoch (the MTCNN paper: 3)
+    seed: int = 0
+    threads: int = 2  # torch CPU threads
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        _coerce(self)
+        if not self.nets or any(n not in ("pnet", "rnet", "onet") for n in self.nets):
+            raise ConfigError("nets must be some of pnet, rnet, onet")
+        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.synth_faces < 0 or self.scenes < 0 or self.steps < 0:
+            raise ConfigError("epochs >= 1, batch_size >= 2, lr > 0; synth_faces, scenes and steps >= 0")
+
+
+@dataclass(frozen=True)
+class EdaConfig:
+    """The data report (training/eda.py): labels, ages, people, photo sizes, face detection, samples."""
+
+    data: tuple[str, ...] = ()  # dataset specs "KIND=PATH", read as prepare reads them
+    cache: Path | None = None  # a prepared cache: its rows when no data is given, detection outcomes, face crops
+    out: Path = Path("eda")  # report.html and eda.json
+    class_map: dict[str, str] = field(default_factory=dict)  # folders layout, as for prepare
+    age_boundary: int = OLD_AGE  # start of the oldest age group
+    samples: int = 6  # photos per class in the sample grids
+    size_sample: int = 2000  # photos whose pixel size is read (0: every photo)
+    seed: int = 0  # which photos the samples are
+    open: bool = False  # open the report in the web browser
+
+    def __post_init__(self) -> None:
+        _coerce(self)
+        if not self.data and self.cache is None:
+            raise ConfigError("eda needs datasets (--data KIND=PATH) or a prepared cache (--cache)")
+        if self.samples < 0 or self.size_sample < 0:
+            raise ConfigError("samples and size_sample must be >= 0")
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """Hyper-parameter search with Ray Tune (training/tune.py): each trial trains `fold` for up to
+    max_epochs with the [train] settings, overridden by the values the search draws from `space`."""
+
+    cache: Path = Path("cache")
+    fold: int = 0
+    out: Path | None = None  # default <cache>/tune: results.csv, best.toml, ray/ (trials and their runs)
+    num_samples: int = 16  # trials
+    max_epochs: int = 10  # epochs of a trial that is never stopped
+    grace_epochs: int = 2  # ASHA: epochs every trial runs before it may be stopped
+    reduction_factor: int = 3  # ASHA: keep the best 1/reduction_factor at each rung
+    cpus_per_trial: int = 2
+    gpus_per_trial: float = 0.0
+    max_concurrent: int = 0  # trials at once (0: as many as the resources allow)
+    address: str = ""  # a running Ray cluster ("auto", "ray://head:10001"); empty: start Ray here
+    num_cpus: int | None = None  # CPUs of the Ray started here (default: all)
+    seed: int = 0  # the search's seed
+    space: dict[str, Any] = field(default_factory=dict)  # name -> {loguniform = [a, b]} etc.; empty: the default space
+
+    def __post_init__(self) -> None:
+        _coerce(self)
+        if self.num_samples < 1 or self.max_epochs < 1 or self.grace_epochs < 1 or self.cpus_per_trial < 1:
+            raise ConfigError("num_samples, max_epochs, grace_epochs and cpus_per_trial must be at least 1")
+        if self.grace_epochs > self.max_epochs:
+            raise ConfigError("grace_epochs cannot exceed max_epochs")
+        if self.reduction_factor < 2 or self.gpus_per_trial < 0 or self.max_concurrent < 0:
+            raise ConfigError("reduction_factor must be >= 2; gpus_per_trial and max_concurrent >= 0")
+
+
 SECTIONS: dict[str, type] = {
+    "eval-detector": EvalDetectorConfig,
+    "finetune-detector": FinetuneDetectorConfig,
     "prepare": PrepareConfig,
     "split": SplitConfig,
     "train": TrainConfig,
     "evaluate": EvaluateConfig,
     "export": ExportConfig,
     "predict": PredictConfig,
+    "eda": EdaConfig,
+    "tune": TuneConfig,
 }
 
 

@@ -43,9 +43,12 @@ def export_classifier(
     metadata: ModelMetadata,
     path: str | Path,
     check_crops_bgr: np.ndarray | None = None,
+    probabilities: bool = False,
 ) -> Path:
     """Write `model` to `path` with `metadata`, after checking onnxruntime agrees with torch.
 
+    `model` returns a dict of logits per head; with `probabilities` it already returns the
+    probability tuple in metadata head order (an ensemble that averages them, training.ensemble).
     `check_crops_bgr` are real face crops (N×S×S×3 BGR uint8, made by core.crop.crop_face) to
     compare on; random crops are used when none are given. An existing file at `path` is only
     replaced once the new one has passed, so a failed export never breaks a working model.
@@ -55,7 +58,7 @@ def export_classifier(
         check_crops_bgr = np.random.default_rng(0).integers(0, 256, (4, size, size, 3), dtype=np.uint8)
     batch = torch.from_numpy(to_input(check_crops_bgr, metadata.mean, metadata.std))
     heads = list(metadata.heads)
-    wrapper = _Probabilities(model, heads).eval()
+    wrapper = (model if probabilities else _Probabilities(model, heads)).eval()
 
     with atomic_path(path) as tmp, torch.no_grad():
         expected = [t.numpy() for t in wrapper(batch)]

@@ -89,7 +89,7 @@ def _strip_debug_info(model: onnx.ModelProto) -> None:
     model.doc_string = ""
 
 
-def _to_proto(stage: StageSpec, net: torch.nn.Module) -> onnx.ModelProto:
+def _to_proto(stage: StageSpec, net: torch.nn.Module, source: str = SOURCE) -> onnx.ModelProto:
     sample = torch.zeros(stage.sample_shape)
     program = torch.onnx.export(
         net,
@@ -105,7 +105,7 @@ def _to_proto(stage: StageSpec, net: torch.nn.Module) -> onnx.ModelProto:
     model = program.model_proto
     _strip_debug_info(model)
     props = {
-        "source": SOURCE,
+        "source": source,
         "stage": stage.name,
         "description": stage.description,
         "input": f"{INPUT_NAME}: {NORMALISATION}, NCHW",
@@ -197,17 +197,20 @@ facenet-pytorch's `detect_face.py`.
 """
 
 
-def export_detector(out_dir: Path) -> list[Path]:
+def export_detector(out_dir: Path, nets: dict[str, torch.nn.Module] | None = None, source: str = SOURCE,
+                    origin: str | None = None) -> list[Path]:
     """Export pnet.onnx, rnet.onnx, onet.onnx and ORIGIN.md into `out_dir`; return the model paths.
 
-    All three are exported and checked before any is written, so a failure leaves the old set
-    whole (raises ExportError).
+    `nets`: stages to export instead of facenet-pytorch's pretrained ones (a fine-tune), with
+    `source` for their metadata and `origin` for ORIGIN.md. All three are exported and checked
+    before any is written, so a failure leaves the old set whole (raises ExportError).
     """
     out_dir = Path(out_dir)
+    nets = nets or {}
     exported: list[tuple[Path, bytes]] = []
     for stage in STAGES:
-        net = _load(stage)
-        model_bytes = _to_proto(stage, net).SerializeToString()
+        net = nets[stage.name].eval() if stage.name in nets else _load(stage)
+        model_bytes = _to_proto(stage, net, source).SerializeToString()
         worst = _verify(stage, net, model_bytes)
         log.info("%s: exported and checked, max |onnxruntime - torch| = %.2g", stage.name, worst)
         exported.append((out_dir / f"{stage.name}.onnx", model_bytes))
@@ -215,5 +218,5 @@ def export_detector(out_dir: Path) -> list[Path]:
     for path, model_bytes in exported:
         _write(path, model_bytes)
         log.info("wrote %s (%d bytes)", path, len(model_bytes))
-    _write(out_dir / "ORIGIN.md", origin_text().encode("utf-8"))
+    _write(out_dir / "ORIGIN.md", (origin if origin is not None else origin_text()).encode("utf-8"))
     return [path for path, _ in exported]

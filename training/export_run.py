@@ -21,9 +21,10 @@ from training.train import split_faces
 log = logging.getLogger(__name__)
 
 
-def training_data_summary(faces: list[CachedFace], fold: int) -> str:
+def training_data_summary(faces: list[CachedFace], fold: int | str) -> str:
     """One line per source: photos and which labels they carry, e.g.
-    "competition:train 18900 photos (mask, gender, age)"."""
+    "competition:train 18900 photos (mask, gender, age)"; then the held-out fold (or, given as
+    text, how validation was done)."""
     photos: Counter[str] = Counter()
     labelled: dict[str, set[str]] = defaultdict(set)
     for face in faces:
@@ -36,11 +37,17 @@ def training_data_summary(faces: list[CachedFace], fold: int) -> str:
         f"{source} {n} photos ({', '.join(h for h in ('mask', 'gender', 'age') if h in labelled[source]) or 'no labels'})"
         for source, n in sorted(photos.items())
     ]
-    return "; ".join(parts) + f"; fold {fold} held out for validation"
+    held_out = fold if isinstance(fold, str) else f"fold {fold} held out for validation"
+    return "; ".join(parts) + f"; {held_out}"
 
 
 def export_run(config: ExportConfig) -> Path:
-    """Write the ONNX file (default <run>/classifier.onnx); returns its path."""
+    """Write the ONNX file (default <run>/classifier.onnx); returns its path. An ensemble (or
+    flip TTA) goes through training.ensemble."""
+    if config.ensemble or config.tta:
+        from training.ensemble import export_ensemble
+
+        return export_ensemble(config)
     train_config, state = load_best(config.run_dir)
     cache = Cache(config.cache or train_config.cache)
     geometry = cache.read_info().geometry

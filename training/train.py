@@ -8,6 +8,9 @@ One run validates on one fold of <cache>/folds.csv and writes into its run folde
     checkpoints/best.pt       the model of the epoch with the best validation score
     train.log
 
+`train_folds` trains several folds (`--folds all`) one after another, each in its own run folder.
+Under torchrun the same code trains data-parallel (training.distributed); rank 0 writes the folder.
+
 Every epoch is reproducible on its own: the sampler, augmentation and mixup draw from generators
 seeded by (seed, epoch, ...), and the global RNG state is in the checkpoint, so a resumed run
 continues exactly where the interrupted one stopped (tests/test_train_e2e.py checks it).
@@ -23,17 +26,17 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, RandomSampler, Subset, WeightedRandomSampler
 from tqdm import tqdm
 
 from core.atomic import atomic_open
 from core.labels import marginals
-from training import checkpoint
+from training import checkpoint, distributed
 from training.augment import AugmentConfig
 from training.cache import TEST_FOLD, Cache, CachedFace
 from training.config import ConfigError, TrainConfig, to_dict
@@ -62,6 +65,7 @@ METRIC_COLUMNS = [
 ]
 
 StopCheck = Callable[[int, int], bool]  # (epoch, step) -> stop now?
+EpochHook = Callable[[dict], None]  # called with each finished epoch's metrics.csv row
 
 
 class _Stop(Exception):
@@ -241,6 +245,12 @@ class _Run:
     scaler: torch.amp.GradScaler
     amp_dtype: torch.dtype | None
     sample_weights: np.ndarray | None
+    world: distributed.World = field(default_factory=distributed.World)
+    net: torch.nn.Module | None = None  # what the training step calls: DDP over `model` under torchrun
+
+    @property
+    def network(self) -> torch.nn.Module:
+        return self.net if self.net is not None else self.model
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -254,17 +264,19 @@ class _Run:
     def train_loader(self, epoch: int) -> DataLoader:
         self.train_set.set_epoch(epoch)
         generator = _epoch_generator(self.config.seed, epoch)
-        if self.sample_weights is not None:
+        if self.world.distributed:
+            sampler = distributed.train_sampler(self.world, len(self.train_set), self.sample_weights, self.config.seed, epoch, generator)
+        elif self.sample_weights is not None:
             sampler = WeightedRandomSampler(self.sample_weights.tolist(), len(self.train_set), replacement=True, generator=generator)
         else:
             sampler = RandomSampler(self.train_set, generator=generator)
         return DataLoader(
             self.train_set, batch_size=self.config.batch_size, sampler=sampler, num_workers=self.config.workers,
-            drop_last=len(self.train_set) > self.config.batch_size, pin_memory=self.device.type == "cuda",
+            drop_last=len(sampler) > self.config.batch_size, pin_memory=self.device.type == "cuda",
         )
 
     def train_epoch(self, epoch: int, progress: bool, should_stop: StopCheck | None) -> float:
-        self.model.train()
+        self.network.train()
         total, batches = 0.0, 0
         loader = self.train_loader(epoch)
         bar = tqdm(loader, desc=f"epoch {epoch}/{self.config.epochs}", unit="batch", disable=not progress, leave=False)
@@ -273,7 +285,7 @@ class _Run:
             rng = np.random.default_rng([self.config.seed, epoch, step])
             images, targets_a, targets_b, lam = mix_batch(images, targets, self.config, rng)
             with self.autocast():
-                outputs = self.model(images)
+                outputs = self.network(images)
             loss = self.criterion(outputs, targets_a)
             if lam < 1.0:
                 loss = lam * loss + (1.0 - lam) * self.criterion(outputs, targets_b)
@@ -288,13 +300,17 @@ class _Run:
             if should_stop is not None and should_stop(epoch, step):
                 raise _Stop
         bar.close()
+        total, batches = distributed.all_sum(self.world, [total, batches], self.device)
         return total / max(1, batches)
 
     @torch.no_grad()
     def validate(self) -> tuple[float, dict[str, np.ndarray]]:
-        """Validation loss and per-head probabilities (the 18-way head marginalised)."""
+        """Validation loss and per-head probabilities (the 18-way head marginalised), over the
+        whole fold: under torchrun each rank scores its shard and the shards are gathered."""
         self.model.eval()
-        loader = DataLoader(self.val_set, batch_size=self.config.batch_size, shuffle=False, num_workers=self.config.workers)
+        rows = distributed.shard(self.world, len(self.val_set))
+        subset = Subset(self.val_set, rows) if self.world.distributed else self.val_set
+        loader = DataLoader(subset, batch_size=self.config.batch_size, shuffle=False, num_workers=self.config.workers)
         total, count = 0.0, 0
         chunks: dict[str, list[np.ndarray]] = {h: [] for h in self.heads}
         for images, targets in loader:
@@ -305,7 +321,10 @@ class _Run:
             count += len(images)
             for head in self.heads:
                 chunks[head].append(torch.softmax(outputs[head].float(), dim=1).cpu().numpy())
-        probs = {h: np.concatenate(c) for h, c in chunks.items()}
+        widths = {h: self.model.heads[f"{h}_head"].out_features for h in self.heads}
+        probs = {h: np.concatenate(c) if c else np.zeros((0, widths[h]), np.float32) for h, c in chunks.items()}
+        probs = distributed.gather_rows(self.world, probs, len(self.val_set))
+        total, count = distributed.all_sum(self.world, [total, count], self.device)
         if "class" in probs:
             probs = marginals(probs["class"])
         return total / max(1, count), probs
@@ -329,8 +348,8 @@ class _Run:
         }
 
 
-def _build(config: TrainConfig, cache: Cache) -> _Run:
-    device = pick_device(config.device)
+def _build(config: TrainConfig, cache: Cache, world: distributed.World) -> _Run:
+    device = distributed.place(world, pick_device(config.device))
     geometry = cache.read_info().geometry
     train_faces, val_faces = split_faces(cache, config.fold)
     if config.single_head:
@@ -339,6 +358,9 @@ def _build(config: TrainConfig, cache: Cache) -> _Run:
     val_targets = target_matrix(val_faces, config.age_boundary, config.single_head)
     val_labels = target_matrix(val_faces, config.age_boundary, False)
     log.info("fold %d: %d training and %d validation photos (test split excluded); device %s", config.fold, len(train_faces), len(val_faces), device)
+    if world.distributed:
+        log.info("%d processes (%s): each trains on %d photos an epoch in batches of %d (global batch %d)",
+                 world.size, world.backend, math.ceil(len(train_faces) / world.size), config.batch_size, config.batch_size * world.size)
 
     model = build_model(config.model, config.single_head, config.weights, config.drop_rate)
     data_config = model.data_config()
@@ -357,13 +379,16 @@ def _build(config: TrainConfig, cache: Cache) -> _Run:
     else:
         model = model.to(device)
     optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
-    steps = len(train_set) // config.batch_size if len(train_set) > config.batch_size else 1
+    per_rank = math.ceil(len(train_set) / world.size)
+    steps = per_rank // config.batch_size if per_rank > config.batch_size else 1
     scheduler = cosine_with_warmup(optimizer, int(config.warmup_epochs * steps), config.epochs * steps)
     use_amp = device.type == "cuda" if config.amp == "auto" else config.amp == "on"
     amp_dtype = (torch.float16 if device.type == "cuda" else torch.bfloat16) if use_amp else None
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and device.type == "cuda")
     sample_weights = balanced_weights(train_labels) if config.sampler == "weighted" else None
-    return _Run(config, device, model, heads, train_set, val_set, val_labels, criterion, optimizer, scheduler, scaler, amp_dtype, sample_weights)
+    net = distributed.wrap(world, model, device)
+    return _Run(config, device, model, heads, train_set, val_set, val_labels, criterion, optimizer, scheduler, scaler, amp_dtype,
+                sample_weights, world, net)
 
 
 def _resume(run: _Run, path: Path) -> tuple[int, float, int, int, list[dict]]:
@@ -396,32 +421,78 @@ def _epoch_row(epoch: int, lr: float, train_loss: float, val_loss: float, metric
     return row
 
 
-def train(config: TrainConfig, progress: bool = True, should_stop: StopCheck | None = None) -> TrainSummary:
-    """Run (or with config.resume, continue) the training; returns what happened."""
+def train(
+    config: TrainConfig, progress: bool = True, should_stop: StopCheck | None = None, on_epoch: EpochHook | None = None,
+) -> TrainSummary:
+    """Run (or with config.resume, continue) the training; returns what happened. `on_epoch`
+    sees each finished epoch's metrics row (after its checkpoint is written)."""
     run_dir = config.resolved_run_dir
     last_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
     if not config.resume and last_path.exists():
         raise ConfigError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
     if config.threads:
         torch.set_num_threads(config.threads)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with log_to_file(run_dir / "train.log"):
-        return _train(config, Cache(config.cache), run_dir, last_path, best_path, progress, should_stop)
+    with distributed.session(config.device) as world:
+        if not world.is_main:  # rank 0 alone writes the run folder
+            return _train(config, Cache(config.cache), run_dir, last_path, best_path, False, should_stop, None, world)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with log_to_file(run_dir / "train.log"):
+            return _train(config, Cache(config.cache), run_dir, last_path, best_path, progress, should_stop, on_epoch, world)
+
+
+def fold_configs(config: TrainConfig) -> list[TrainConfig]:
+    """One config per fold of config.folds ("all": every fold of folds.csv), each with its own run
+    folder: <run_dir>/fold<K> when run_dir is set, else the default <cache>/runs/<model>_fold<K>."""
+    folds = Cache(config.cache).read_folds()
+    count = max(folds.values(), default=TEST_FOLD) + 1
+    numbers = list(range(count)) if config.folds == "all" else [int(k) for k in config.folds.split(",")]
+    missing = [k for k in numbers if not 0 <= k < count]
+    if not numbers or missing:
+        raise ConfigError(f"folds {missing or config.folds!r} do not exist: {config.cache}/folds.csv has {count} folds")
+    return [
+        replace(config, folds="", fold=k, run_dir=config.run_dir / f"fold{k}" if config.run_dir else None)
+        for k in numbers
+    ]
+
+
+def train_folds(config: TrainConfig, progress: bool = True, should_stop: StopCheck | None = None) -> list[TrainSummary]:
+    """Train config.folds one after another (the k models of a k-fold ensemble). With resume,
+    finished folds stay as they are and an interrupted one continues; without it, nothing starts
+    while any fold's folder already holds a run."""
+    configs = fold_configs(config)
+
+    def started(c: TrainConfig) -> bool:
+        return (c.resolved_run_dir / "checkpoints" / "last.pt").exists()
+
+    if not config.resume and any(started(c) for c in configs):
+        taken = ", ".join(str(c.resolved_run_dir) for c in configs if started(c))
+        raise ConfigError(f"{taken} already hold runs: pass --resume to continue the folds, or choose another --run-dir")
+    summaries = []
+    with distributed.session(config.device):  # one process group for all the folds
+        for c in configs:
+            summary = train(replace(c, resume=started(c)), progress, should_stop)
+            summaries.append(summary)
+            if summary.interrupted:
+                break
+        for c, summary in zip(configs, summaries):  # inside the session: rank 0 alone logs
+            log.info("fold %d: %s", c.fold, summary.describe())
+    return summaries
 
 
 def _train(
     config: TrainConfig, cache: Cache, run_dir: Path, last_path: Path, best_path: Path,
-    progress: bool, should_stop: StopCheck | None,
+    progress: bool, should_stop: StopCheck | None, on_epoch: EpochHook | None, world: distributed.World,
 ) -> TrainSummary:
     _seed_everything(config.seed)
-    run = _build(config, cache)
+    run = _build(config, cache, world)
     summary = TrainSummary(run_dir)
     start, best, best_epoch, bad_epochs, history = 1, -1.0, 0, 0, []
     if config.resume:
         start, best, best_epoch, bad_epochs, history = _resume(run, last_path)
-    with atomic_open(run_dir / "config.json", "w", encoding="utf-8") as handle:
-        json.dump(to_dict(config), handle, indent=1)
-    metrics_log = _MetricsLog(run_dir, start)
+    if world.is_main:
+        with atomic_open(run_dir / "config.json", "w", encoding="utf-8") as handle:
+            json.dump(to_dict(config), handle, indent=1)
+    metrics_log = _MetricsLog(run_dir, start) if world.is_main else None
     summary.best_score, summary.best_epoch, summary.history = best, best_epoch, history
     try:
         for epoch in range(start, config.epochs + 1):
@@ -434,17 +505,20 @@ def _train(
             val_loss, probs = run.validate()
             metrics = score(probs, run.val_labels)
             history.append(_epoch_row(epoch, lr, train_loss, val_loss, metrics, time.perf_counter() - began))
-            metrics_log.write(history)
-            if metrics["score"] > best:
+            if metrics_log is not None:
+                metrics_log.write(history)
+            if metrics["score"] > best:  # every rank scores the same gathered outputs: same decision
                 best, best_epoch, bad_epochs = metrics["score"], epoch, 0
-                checkpoint.save(best_path, {
-                    "format": CHECKPOINT_FORMAT, "epoch": epoch, "model": run.model.state_dict(), "score": best,
-                    "metrics": json.dumps(history[-1]), "config": json.dumps(to_dict(config)),
-                    "architecture": config.model, "heads": list(run.heads),
-                })
+                if world.is_main:
+                    checkpoint.save(best_path, {
+                        "format": CHECKPOINT_FORMAT, "epoch": epoch, "model": run.model.state_dict(), "score": best,
+                        "metrics": json.dumps(history[-1]), "config": json.dumps(to_dict(config)),
+                        "architecture": config.model, "heads": list(run.heads),
+                    })
             else:
                 bad_epochs += 1
-            checkpoint.save(last_path, run.state(epoch, best, best_epoch, bad_epochs, history))
+            if world.is_main:
+                checkpoint.save(last_path, run.state(epoch, best, best_epoch, bad_epochs, history))
             summary.epochs_run.append(epoch)
             summary.best_score, summary.best_epoch = best, best_epoch
             log.info(
@@ -452,11 +526,14 @@ def _train(
                 epoch, train_loss, val_loss, metrics["score"], metrics["mask"]["f1"], metrics["gender"]["f1"],
                 metrics["age"]["f1"], metrics["class"]["f1"], " *" if best_epoch == epoch else "",
             )
+            if on_epoch is not None:
+                on_epoch(history[-1])
     except (_Stop, KeyboardInterrupt):
         summary.interrupted = True
         log.warning("interrupted; the checkpoint of the last finished epoch is kept: --resume to continue")
     finally:
-        metrics_log.close()
+        if metrics_log is not None:
+            metrics_log.close()
     if summary.stopped_early:
         log.info("early stop: no better validation score for %d epochs", config.patience)
     log.info("%s", summary.describe())

@@ -1,0 +1,142 @@
+"""The desktop bundle: `--self-test` from the checkout, then a real PyInstaller build that is run.
+
+The build goes into tmp_path (never the repo's dist/), takes about a minute, and is checked the
+way a user would meet it: its size, that no training code came along, `--self-test` (models,
+sample photos, FFmpeg, the window offscreen) and `batch` on real photos plus a broken file.
+"""
+import csv
+import ctypes.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+#: The bundle must stay under this many MiB (sum of file sizes). Measured 2026-11: see the
+#: README's "Desktop bundle" section for where the bytes go.
+SIZE_BUDGET_MIB = 375
+#: Nothing of training may be frozen in: torch's libraries, timm, facenet-pytorch, our training package.
+TRAINING_PARTS = re.compile(r"(^|/)(lib)?(torch|c10|timm|facenet_pytorch|training|tensorboard)([/._-]|$)", re.IGNORECASE)
+EXE = "mask-checker.exe" if sys.platform == "win32" else "mask-checker"
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without overrides that would point the app at the checkout's assets."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MASK_CHECKER_ASSETS", "QT_QPA_PLATFORM")}
+    env.update(extra)
+    return env
+
+
+# ---------------------------------------------------------------- --self-test from the checkout
+
+
+def self_test_in_checkout(**env: str) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "app.cli", "--self-test"], cwd=REPO, env=clean_env(**env))
+
+
+def test_self_test_passes_in_checkout():
+    result = self_test_in_checkout()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "self-test passed" in result.stdout
+    assert re.search(r"face 1: box \(-?\d+, -?\d+, -?\d+, -?\d+\) score [\d.]+ · mask \w+", result.stdout)
+    assert "ok window: platform 'offscreen'" in result.stdout  # forced even when QT_QPA_PLATFORM is unset
+
+
+def test_self_test_fails_clearly_without_the_models(tmp_path):
+    shutil.copytree(REPO / "assets" / "samples", tmp_path / "samples")
+    result = self_test_in_checkout(MASK_CHECKER_ASSETS=str(tmp_path))
+    assert result.returncode == 1
+    assert "self-test FAILED: the shipped classifier is missing" in result.stderr
+
+
+def test_self_test_fails_when_the_samples_show_no_face(tmp_path):
+    """A detector that finds nothing must not pass: the samples here are a plain grey picture."""
+    import cv2
+    import numpy as np
+
+    (tmp_path / "models").symlink_to(REPO / "assets" / "models", target_is_directory=True)
+    (tmp_path / "samples").mkdir()
+    cv2.imwrite(str(tmp_path / "samples" / "grey.png"), np.full((240, 320, 3), 128, np.uint8))
+    result = self_test_in_checkout(MASK_CHECKER_ASSETS=str(tmp_path))
+    assert result.returncode == 1
+    assert "no face found in the sample photos" in result.stderr
+
+
+# ---------------------------------------------------------------- the frozen bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    """dist/mask-checker built from build.spec into a temporary folder."""
+    pytest.importorskip("PyInstaller", reason="PyInstaller is not installed: pip install -e '.[bundle]'")
+    root = tmp_path_factory.mktemp("bundle")
+    result = run(
+        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--distpath", str(root / "dist"),
+         "--workpath", str(root / "build"), str(REPO / "build.spec")],
+        cwd=REPO, env=clean_env(), timeout=1200,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    folder = root / "dist" / "mask-checker"
+    assert (folder / EXE).is_file(), f"no {EXE} in {folder}"
+    return folder
+
+
+def bundle_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
+
+
+@pytest.mark.slow
+def test_bundle_is_small_and_holds_no_training_code(bundle):
+    files = bundle_files(bundle)
+    size_mib = sum(p.stat().st_size for p in files) / 2**20
+    assert size_mib <= SIZE_BUDGET_MIB, f"bundle is {size_mib:.0f} MiB, over the {SIZE_BUDGET_MIB} MiB budget"
+    relative = [p.relative_to(bundle).as_posix() for p in bundle.rglob("*")]
+    leaked = [r for r in relative if TRAINING_PARTS.search(r)]
+    assert not leaked, f"training parts in the bundle: {leaked[:10]}"
+    assert not [r for r in relative if "/translations/" in r], "Qt translations should have been left out"
+    internal = bundle / "_internal"
+    for asset in ("models/classifier.onnx", "models/mtcnn/pnet.onnx", "samples/scene_mixed.jpg", "icons/mask-checker.png"):
+        assert (internal / "assets" / asset).is_file(), f"{asset} is missing from the bundle"
+
+
+@pytest.mark.slow
+def test_bundle_self_test(bundle, tmp_path):
+    result = run([str(bundle / EXE), "--self-test"], cwd=tmp_path, env=clean_env(QT_QPA_PLATFORM="offscreen"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "self-test (frozen bundle" in result.stdout
+    assert len(re.findall(r"^  face \d+: box", result.stdout, re.MULTILINE)) >= 1
+    assert "ok video: FFmpeg backend decoded" in result.stdout
+    assert "ok window:" in result.stdout and "Model: " in result.stdout
+    if sys.platform.startswith("linux") and ctypes.util.find_library("xcb-cursor"):
+        # This machine can show X11 windows, so the bundled xcb plugin and its libraries must load.
+        assert "ok platform plugin: libqxcb.so loads" in result.stdout, result.stdout
+
+
+@pytest.mark.slow
+def test_bundle_batch_labels_real_photos_and_reports_a_broken_file(bundle, tmp_path, shared_data):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("maksssksksss148.jpg", "maksssksksss206.jpg", "maksssksksss1.jpg"):
+        shutil.copy(shared_data / "face_mask_853" / "images" / name, photos / name)
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    out = tmp_path / "results.csv"
+    result = run([str(bundle / EXE), "batch", str(photos), "--out", str(out)], cwd=tmp_path, env=clean_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    by_file: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        by_file.setdefault(Path(row["file"]).name, []).append(row)
+    assert set(by_file) == {p.name for p in photos.iterdir()}
+    assert [r["status"] for r in by_file["broken.jpg"]] == ["error"]
+    assert by_file["broken.jpg"][0]["message"]
+    faces = [r for r in rows if r["status"] == "face"]
+    assert len(faces) >= 3 and all(r["mask"] for r in faces)

@@ -1,0 +1,112 @@
+"""`train --folds all` then `export --ensemble --tta`: the fold models in ONE ONNX graph that core's
+Classifier loads like any model, and that matches the members' averaged probabilities."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("timm")
+
+import torch  # noqa: E402
+
+from core.classifier import Classifier  # noqa: E402
+from core.crop import to_input  # noqa: E402
+from core.labels import LABEL_NAMES  # noqa: E402
+from training.cache import Cache  # noqa: E402
+from training.cli import main  # noqa: E402
+from training.config import PrepareConfig, SplitConfig  # noqa: E402
+from training.ensemble import Ensemble  # noqa: E402
+from training.evaluate import load_best, model_from_state, runtime_crops  # noqa: E402
+from training.prepare import prepare  # noqa: E402
+from training.split import split  # noqa: E402
+from tests.train_helpers import layout_competition  # noqa: E402
+
+MODEL = "mobilenetv3_small_050"
+HEADS = ("mask", "gender", "age")
+
+
+@pytest.fixture(scope="module")
+def folds(tmp_path_factory, shared_data) -> tuple[Path, Path]:
+    """A tiny cache split in two folds, and `train --folds all` over it: (cache, runs folder)."""
+    root = tmp_path_factory.mktemp("ensemble")
+    layout_competition(root / "competition", shared_data, people=6)
+    cache = root / "cache"
+    prepare(PrepareConfig(data=(f"competition={root / 'competition'}",), cache=cache, input_size=64), progress=False)
+    split(SplitConfig(cache=cache, folds=2))
+    runs = root / "runs"
+    train = ["train", "--cache", str(cache), "--run-dir", str(runs), "--folds", "all", "--model", MODEL, "--epochs", "1",
+             "--batch-size", "8", "--workers", "0", "--threads", "2", "--device", "cpu", "--seed", "1"]
+    assert main(train) == 0
+    for k in (0, 1):
+        assert json.loads((runs / f"fold{k}" / "config.json").read_text())["fold"] == k
+        assert (runs / f"fold{k}" / "checkpoints" / "best.pt").is_file()
+
+    # A rerun must say --resume; with it, finished folds are kept as they are.
+    assert main(train) == 2
+    last = runs / "fold1" / "checkpoints" / "last.pt"
+    before = last.stat().st_mtime_ns
+    assert main([*train, "--resume"]) == 0
+    assert last.stat().st_mtime_ns == before
+    return cache, runs
+
+
+def _probabilities(model: torch.nn.Module, inputs: torch.Tensor) -> dict[str, np.ndarray]:
+    with torch.no_grad():
+        logits = model(inputs)
+    return {h: torch.softmax(logits[h], dim=1).numpy() for h in HEADS}
+
+
+def test_fold_ensemble_with_flip_tta_is_one_onnx_file_core_loads(folds, tmp_path):
+    cache, runs = folds
+    out = tmp_path / "ensemble.onnx"
+    assert main(["export", "--ensemble", str(runs / "fold*"), "--tta", "--out", str(out)]) == 0
+
+    classifier = Classifier(out)
+    meta = classifier.metadata
+    assert meta.heads == dict(LABEL_NAMES) and meta.input_size == 64 and meta.crop_margin == 0.2
+    assert meta.extra["tta"] == "hflip" and meta.architecture == MODEL
+    assert [m["fold"] for m in json.loads(meta.extra["ensemble"])] == [0, 1]
+    assert meta.model_version == f"ensemble2-{MODEL}-hflip"
+    assert "ensemble of 2 runs validated on folds 0, 1" in meta.training_data
+
+    # The members' softmax outputs averaged over both models and both mirror images, computed
+    # here from the checkpoints, are what the app gets from the one file.
+    crops = runtime_crops(Cache(cache).read_faces()[:10])
+    inputs = torch.from_numpy(to_input(crops, meta.mean, meta.std))
+    members = [model_from_state(*load_best(runs / f"fold{k}")) for k in (0, 1)]
+    plain = [_probabilities(m, inputs) for m in members]
+    mirrored = [_probabilities(m, torch.flip(inputs, dims=(3,))) for m in members]
+    got = classifier.predict(crops)
+    for head in HEADS:
+        want = np.mean([p[head] for p in plain + mirrored], axis=0)
+        assert np.abs(getattr(got, head) - want).max() < 1e-4, head
+        no_tta = np.mean([p[head] for p in plain], axis=0)
+        assert np.abs(getattr(got, head) - no_tta).max() > 1e-5  # the mirror is really in the graph
+        assert np.abs(getattr(got, head) - plain[0][head]).max() > 1e-5  # and so is the second model
+
+
+def test_members_with_other_normalisation_see_their_own_input(folds):
+    """A member trained with another mean/std gets the ensemble's input re-normalised to its own."""
+    _, runs = folds
+    model = model_from_state(*load_best(runs / "fold0"))
+    own = ((0.5, 0.5, 0.5), (0.25, 0.5, 0.5))
+    first = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    ensemble = Ensemble([model, model], HEADS, normalisation=[first, own]).eval()
+    image = torch.rand(2, 3, 64, 64)
+    inputs = (image - torch.tensor(first[0]).view(1, 3, 1, 1)) / torch.tensor(first[1]).view(1, 3, 1, 1)
+    theirs = (image - torch.tensor(own[0]).view(1, 3, 1, 1)) / torch.tensor(own[1]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        got = ensemble(inputs)
+    a, b = _probabilities(model, inputs), _probabilities(model, theirs)
+    for head, probs in zip(HEADS, got):
+        assert torch.allclose(probs, torch.from_numpy((a[head] + b[head]) / 2), atol=1e-6)
+
+
+def test_ensemble_refuses_a_pattern_that_matches_no_run(folds, tmp_path):
+    _, runs = folds
+    assert main(["export", "--ensemble", str(runs / "nothing*"), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert not (tmp_path / "x.onnx").exists()
