@@ -10,6 +10,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from app import __version__
+from core.config import DetectorConfig
 
 log = logging.getLogger("mask_checker")
 
@@ -17,10 +18,14 @@ log = logging.getLogger("mask_checker")
 def _add_detector_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, help="classifier ONNX file (default: the shipped model)")
     parser.add_argument("--no-classifier", action="store_true", help="only find faces, do not classify them")
-    parser.add_argument("--min-face", type=int, default=40, metavar="PX", help="smallest face to find, in pixels (default 40)")
+    defaults = DetectorConfig()  # the defaults chosen by `mask-train eval-detector` (see its docstring)
     parser.add_argument(
-        "--thresholds", type=float, nargs=3, default=(0.6, 0.7, 0.7), metavar=("P", "R", "O"),
-        help="MTCNN stage thresholds (default 0.6 0.7 0.7)",
+        "--min-face", type=int, default=defaults.min_face_size, metavar="PX",
+        help=f"smallest face to find, in pixels (default {defaults.min_face_size})",
+    )
+    parser.add_argument(
+        "--thresholds", type=float, nargs=3, default=defaults.thresholds, metavar=("P", "R", "O"),
+        help="MTCNN stage thresholds (default {} {} {})".format(*defaults.thresholds),
     )
 
 
@@ -67,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 def make_analyzer(args: argparse.Namespace):
     """The analyzer from command-line options; a bad model file ends the command with its reason."""
     from core.analyzer import FaceAnalyzer
-    from core.config import AnalyzerConfig, DetectorConfig, default_classifier_path
+    from core.config import AnalyzerConfig, default_classifier_path
 
     detector = DetectorConfig(min_face_size=args.min_face, thresholds=tuple(args.thresholds))
     classifier = None if args.no_classifier else (args.model or default_classifier_path())

@@ -37,6 +37,14 @@ class DetectorConfig:
     min_face_size: smallest face (px) looked for; it sets how deep the image pyramid goes, so it
     is the biggest lever on speed. thresholds: score a candidate must pass at P-Net, R-Net, O-Net.
     scale_factor: ratio between pyramid levels.
+
+    The defaults were chosen by `mask-train eval-detector` on all 678 face_mask_853 scenes
+    (shipped detector; table in assets/models/MODEL_CARD.md, Detector). min_face_size 40 finds
+    the most faces >= 40 px: 30 or 20 look deeper, add boxes that match no face (88 -> 118 / 177)
+    and lose some larger faces among them. Thresholds 0.6/0.7/0.7 (facenet-pytorch's): every
+    looser choice tried finds a few more masked faces (0.5/0.6/0.7: 512 vs 501 of 590) for
+    27-59 % more boxes that match no face, each of which the app would judge and may alarm on;
+    0.5/0.6/0.7 is the option to pick when a missed person costs more than a false alarm.
     """
 
     min_face_size: int = 40

@@ -165,13 +165,22 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_detector(args: argparse.Namespace) -> int:
-    from training.detector_eval import evaluate_detectors, write_reports
+    from training.detector_eval import (
+        evaluate_detectors,
+        synth_check,
+        synth_check_table,
+        write_reports,
+    )
 
     config = _config(EvalDetectorConfig, args)
     detectors = config.detectors or (default_detector_dir(),)
-    reports = evaluate_detectors(config.data, detectors, config.split, config.min_face, config.thresholds,
-                                 config.labels or None)
-    for path in write_reports(reports, config.out, f"Face detector on face_mask_853 ({config.split})"):
+    labels = config.labels or tuple(str(d) for d in detectors)
+    reports = evaluate_detectors(config.data, detectors, config.split, config.min_face, config.thresholds, labels)
+    extra = ""
+    if config.synth is not None:
+        checks = synth_check(list(detectors), list(labels), config.data, config.synth, config.synth_faces, config.min_face[0])
+        extra = synth_check_table(checks)
+    for path in write_reports(reports, config.out, f"Face detector on face_mask_853 ({config.split})", extra):
         log.info("wrote %s", path)
     return 0
 
@@ -442,6 +451,9 @@ def _add_eval_detector(commands) -> None:
     _option(p, C, "thresholds", "--thresholds", type=float, nargs=3, action="append", metavar=("P", "R", "O"),
             help="stage thresholds (repeatable)")
     _option(p, C, "out", type=Path, metavar="FILE.md", help="report; the CSV is written beside it")
+    _option(p, C, "synth", type=Path, metavar="DIR", help="also score the held-out faces of this `mask-train synth` "
+            "output: found per placement and landmark error against stock MTCNN on the bare chip")
+    _option(p, C, "synth_faces", type=int, metavar="N", help="at most N synthetic faces")
     p.set_defaults(func=_cmd_eval_detector)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.config import default_classifier_path
+from core.config import DetectorConfig, default_classifier_path
 from core.labels import OLD_AGE
 
 
@@ -42,9 +42,9 @@ class PrepareConfig:
     input_size: int = 224
     crop_margin: float = 0.2
     context: float = 1.25
-    min_face: int = 40
+    min_face: int = DetectorConfig.min_face_size  # the app's default
     min_box: int = 10  # known face boxes (boxes layout, csv x1..y2) with a shorter side are skipped
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    thresholds: tuple[float, float, float] = DetectorConfig.thresholds
     no_face: str = "pad"  # "pad": pad the border and detect again, then skip; "skip": skip at once
     workers: int = 2  # decoding threads
     class_map: dict[str, str] = field(default_factory=dict)  # folder name -> mask label (folders layout)
@@ -207,8 +207,8 @@ class PredictConfig:
     model: Path = field(default_factory=default_classifier_path)
     out: Path = Path("predictions.csv")
     recursive: bool = False
-    min_face: int = 40
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    min_face: int = DetectorConfig.min_face_size  # the app's default
+    thresholds: tuple[float, float, float] = DetectorConfig.thresholds
 
     def __post_init__(self) -> None:
         _coerce(self)
@@ -225,12 +225,14 @@ class EvalDetectorConfig:
     min_face: tuple[int, ...] = (40,)  # each value is a setting of its own
     thresholds: tuple[tuple[float, float, float], ...] = ((0.6, 0.7, 0.7),)  # each triple is a setting of its own
     out: Path = Path("detector_eval.md")  # the markdown report; the CSV goes beside it
+    synth: Path | None = None  # also score held-out faces of this `mask-train synth` output (landmarks too)
+    synth_faces: int = 600  # at most this many of them
 
     def __post_init__(self) -> None:
         _coerce(self)
         if self.split not in ("heldout", "train", "all"):
             raise ConfigError("split must be heldout, train or all")
-        if self.labels and len(self.labels) != len(self.detectors):
+        if self.labels and len(self.labels) != (len(self.detectors) or 1):  # none given: the shipped one
             raise ConfigError("give one label per detector folder")
         if not self.min_face or any(m < 12 for m in self.min_face):
             raise ConfigError("min_face values must be at least 12 px")
