@@ -149,5 +149,6 @@ class InferenceWorker(QObject):
             self.failed.emit(f"analysis failed: {exc}")
             return
         latency = time.perf_counter() - start
+        faces = [face for face in faces if face.confirmed]  # a detector flicker is neither drawn nor counted
         notes = self.stats.update(faces)
         self.analyzed.emit(FrameResult(frame.session, frame.index, frame.image, faces, notes, latency, frame.captured_at))

@@ -20,7 +20,7 @@ from core.analyzer import Face, FaceAnalyzer, HeadResult
 from core.config import DetectorConfig, LiveConfig
 from core.labels import Age, Gender, Mask
 from core.mtcnn import Detection, nms
-from core.tracker import Track, Tracker, associate
+from core.tracker import Track, Tracker, associate, iou_matrix
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 REGION_NMS_IOU = 0.5
 #: A face shrinking between frames is still found down to this fraction of its tracked size.
 REGION_MIN_FACE = 0.6
+#: A track seen in this many frames is a face, not a flicker of the detector: losing it calls for a
+#: full search, and a full detection that misses it is double-checked by O-Net (below).
+CONFIRMED_HITS = 3
 #: Between two full detections a tracked face's side may change by at most this factor: beyond,
 #: re-finding it from its own last box has drifted (seen on faces cut by the frame's edge).
 MAX_SIZE_DRIFT = 1.3
@@ -43,6 +46,7 @@ class TrackedFace(Face):
 
     track_id: int
     classified_ago: int = 0  # frames since the classifier last saw this face (0: this frame)
+    confirmed: bool = True  # seen in CONFIRMED_HITS frames: a face, not a flicker of the detector
 
 
 @dataclass
@@ -53,6 +57,7 @@ class LiveCounters:
     full_detections: int = 0
     refined: int = 0  # faces re-found by O-Net alone
     region_searches: int = 0  # faces O-Net missed, searched with the whole cascade around their track
+    recovered: int = 0  # confirmed faces a full detection missed, kept by O-Net on their track
     faces_classified: int = 0
 
 
@@ -115,8 +120,11 @@ class LiveAnalyzer:
         if not due and any(t.missed == 0 for t in self.tracker.tracks):
             detections = self._search_regions(image_bgr)
         full = detections is None
+        searched = 0  # detections from the full cascade (anchors are set from these only)
         if detections is None:
             detections = self.analyzer.detector.detect(image_bgr)
+            searched = len(detections)
+            detections += self._recover(image_bgr, detections)
             self._last_full = self._frame
             self.counters.full_detections += 1
         tracks = self.tracker.update(np.array([d.box for d in detections], np.float64).reshape(-1, 4))
@@ -124,7 +132,7 @@ class LiveAnalyzer:
         self._anchors = {k: v for k, v in self._anchors.items() if k in alive}
         self._labels = {k: v for k, v in self._labels.items() if k in alive}
         if full:
-            self._anchors.update((t.track_id, _side(d.box)) for t, d in zip(tracks, detections))
+            self._anchors.update((t.track_id, _side(d.box)) for t, d in zip(tracks[:searched], detections[:searched]))
         return self._label(image_bgr, detections, tracks)
 
     def _search_regions(self, image_bgr: np.ndarray) -> list[Detection] | None:
@@ -141,6 +149,8 @@ class LiveAnalyzer:
             if detection is None or not self._plausible(track, detection):
                 detection = self._search_region(image_bgr, track)
             if detection is None or not self._plausible(track, detection):
+                if track.hits < CONFIRMED_HITS:
+                    continue  # a detector flicker, gone again: not worth a full search
                 return None
             found.append(detection)
         if len(found) > 1:  # two tracks that converged on one face: keep one
@@ -148,6 +158,33 @@ class LiveAnalyzer:
                        REGION_NMS_IOU)
             found = [found[i] for i in sorted(keep)]
         return found
+
+    def _recover(self, image_bgr: np.ndarray, detections: list[Detection]) -> list[Detection]:
+        """Confirmed faces seen last frame that the full cascade missed now, re-found by O-Net.
+
+        MTCNN's first stage drops a face now and then for a few frames (masked faces most: the
+        mask hides what P-Net looks for), and each drop would end the person's track and start a
+        new id later; O-Net on the track's predicted box still sees it."""
+        tracks = [t for t in self.tracker.tracks if t.missed == 0 and t.hits >= CONFIRMED_HITS]
+        if not tracks:
+            return []
+        boxes = np.array([d.box for d in detections], np.float64).reshape(-1, 4)
+        predicted = np.array([t.predicted() for t in tracks])
+        paired = {t for t, _ in associate(predicted, boxes, self.config.min_iou, self.config.max_centroid_shift)}
+        lost = [t for i, t in enumerate(tracks) if i not in paired]
+        if not lost:
+            return []
+        refined = self.analyzer.detector.refine(image_bgr, np.array([t.predicted() for t in lost]))
+        recovered: list[Detection] = []
+        for track, detection in zip(lost, refined):
+            if detection is None or not self._plausible(track, detection):
+                continue
+            taken = np.array([d.box for d in detections + recovered], np.float64).reshape(-1, 4)
+            if len(taken) and iou_matrix(detection.box, taken).max() >= REGION_NMS_IOU:
+                continue  # that face is already someone's
+            recovered.append(detection)
+        self.counters.recovered += len(recovered)
+        return recovered
 
     def _plausible(self, track: Track, detection: Detection) -> bool:
         anchor = self._anchors.get(track.track_id)
@@ -198,6 +235,7 @@ class LiveAnalyzer:
                 heads = {"mask": labels.head(Mask), "gender": labels.head(Gender), "age": labels.head(Age)}
             result.append(TrackedFace(
                 box=np.asarray(detection.box, np.float32), landmarks=detection.landmarks, det_score=detection.score,
-                track_id=track.track_id, classified_ago=self._frame - labels.frame if labels else 0, **heads,
+                track_id=track.track_id, classified_ago=self._frame - labels.frame if labels else 0,
+                confirmed=track.hits >= CONFIRMED_HITS, **heads,
             ))
         return sorted(result, key=lambda f: f.track_id)

@@ -2,6 +2,7 @@
 with ids that stay and labels that do not flicker. No timing here: speed is bench/live.py's job."""
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -149,6 +150,61 @@ def test_detect_in_region_and_refine_find_the_full_detections(analyzer, clip):
     assert all(r is not None and iou(r.box, f.box) >= 0.6 for r, f in zip(refined, found))
     nothing = detector.refine(frame, np.array([[560, 380, 620, 440]]))  # blurred backdrop, no face
     assert nothing == [None]
+
+
+class Blinking:
+    """The real detector, except that its full search drops or adds boxes on chosen calls: the
+    blinks of MTCNN's first stage (a masked face lost for a frame, a dark patch scored as a face)
+    made repeatable. refine and detect_in_region are the real ones."""
+
+    def __init__(self, detector, drop: dict[int, int] | None = None, add: dict[int, np.ndarray] | None = None):
+        self._detector, self._drop, self._add, self.calls = detector, drop or {}, add or {}, 0
+
+    def __getattr__(self, name):
+        return getattr(self._detector, name)
+
+    def detect(self, image):
+        self.calls += 1
+        found = self._detector.detect(image)
+        if self.calls in self._drop:
+            del found[self._drop[self.calls]]
+        if self.calls in self._add:
+            found.append(Detection(self._add[self.calls].astype(np.float32), 0.75, np.zeros((5, 2), np.float32)))
+        return found
+
+
+def still_analyzer(analyzer, detector) -> FaceAnalyzer:
+    """The module's analyzer (same sessions and classifier) with `detector` in place of its own."""
+    twin = copy.copy(analyzer)
+    twin.detector = detector
+    return twin
+
+
+def test_a_face_the_full_search_misses_keeps_its_track(analyzer, clip):
+    """A confirmed face dropped by the second full detection is re-found by O-Net on its track:
+    same ids, no new track, and the pipeline says it kept one."""
+    frame = clip[FRAMES // 2]  # four faces over the backdrop, held still
+    detector = Blinking(analyzer.detector, drop={2: 0})
+    live = LiveAnalyzer(still_analyzer(analyzer, detector), replace(LiveConfig(), detect_every=5))
+    frames = [live.process(frame) for _ in range(8)]
+    assert detector.calls == 2, "frame 6 is the second full detection"
+    ids = [[f.track_id for f in faces] for faces in frames]
+    assert all(i == ids[0] for i in ids), ids
+    assert live.counters.recovered == 1
+
+
+def test_a_one_frame_flicker_is_not_confirmed_and_costs_no_full_search(analyzer, clip):
+    frame = clip[FRAMES // 2]
+    flicker = np.array([560, 380, 620, 440], np.float64)  # blurred backdrop: O-Net sees no face there
+    detector = Blinking(analyzer.detector, add={1: flicker})
+    live = LiveAnalyzer(still_analyzer(analyzer, detector), replace(LiveConfig(), detect_every=10))
+    first = live.process(frame)
+    extra = [f for f in first if iou(f.box, flicker) > 0.9]
+    assert len(extra) == 1 and not extra[0].confirmed
+    later = [live.process(frame) for _ in range(8)]
+    assert detector.calls == 1, "a lost flicker must not trigger full searches"
+    assert all(extra[0].track_id not in {f.track_id for f in faces} for faces in later)
+    assert all(f.confirmed for f in later[-1]) and len(later[-1]) == len(first) - 1
 
 
 @pytest.mark.parametrize("bad", [{"detect_every": 0}, {"classify_every": 0}, {"smoothing": 0.0}, {"region_scale": 1.0}])
