@@ -30,6 +30,7 @@ from core.config import DetectorConfig
 from core.imageio import ImageReadError, load_image
 from core.labels import Mask
 from core.mtcnn import MTCNN
+from core.tracker import iou_matrix
 from training.datasets import read_boxes
 from training.synth.pipeline import detect_face
 
@@ -102,21 +103,6 @@ def load_scenes(table: Path, split: str = "all") -> list[Scene]:
 
 
 # ---------------------------------------------------------------------------------- matching
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) IoU of x1, y1, x2, y2 boxes (continuous areas)."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def match_pairs(truth: np.ndarray, found: np.ndarray, min_iou: float = MATCH_IOU) -> list[tuple[int, int, float]]:

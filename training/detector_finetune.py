@@ -54,13 +54,13 @@ from core.mtcnn import (
     to_nchw,
     to_network_image,
 )
+from core.tracker import iou_matrix
 from training import checkpoint
 from training.detector_eval import (
     UTK_HOLDOUT,
     Scene,
     bare_landmarks,
     boxes_table,
-    iou_matrix,
     load_scenes,
     match,
     utk_heldout,
