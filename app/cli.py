@@ -126,9 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_self_test()
     if args.command is None:
-        from app.gui import (
-            run_app,  # Qt is imported only for the window, not for `batch`
-        )
+        from app.gui import run_app  # Qt is imported only for the window, not for `batch`
 
         return run_app(args.source)
     return args.func(args)
