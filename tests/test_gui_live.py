@@ -85,6 +85,11 @@ def test_video_plays_through_the_pipeline(classified_window, qtbot, scene_video)
     assert counts.wear + counts.incorrect + counts.none <= len(distinct)
     assert not window.act_stop.isEnabled()
 
+    # Only confirmed tracks reach the view and the counters: a face is shown from its third
+    # analysed frame on, so a detector's one-frame false face never is.
+    assert all(f.confirmed for r in results for f in r.faces)
+    assert results[0].faces == [] and results[1].faces == []
+
 
 def test_snapshot_only_when_asked_and_blurred_on_request(classified_window, qtbot, scene_video, tmp_path):
     window = classified_window
