@@ -68,23 +68,27 @@ class InferenceWorker(QObject):
         self._model_path = model_path
         self._factory = analyzer_factory
         self._live = live or LiveConfig()
-        self.analyzer: FaceAnalyzer | None = None
-        self.pipeline: LiveAnalyzer | None = None  # over `analyzer`: models and detector settings are its
+        self.pipeline: LiveAnalyzer | None = None
         self.stats = LiveStats(alerts)
         self._session = 0
+
+    @property
+    def analyzer(self) -> FaceAnalyzer | None:
+        """The pipeline's analyzer: its models and detector settings are the pipeline's."""
+        return self.pipeline.analyzer if self.pipeline is not None else None
 
     @Slot()
     def initialize(self) -> None:
         """Build the analyzer in this thread (loading the models takes a moment)."""
         try:
-            self.analyzer = self._factory(self._detector)
+            analyzer = self._factory(self._detector)
         except Exception as exc:  # missing detector files: nothing live can work
             log.exception("cannot start the face analyzer")
             self.failed.emit(f"The face detector could not be loaded: {exc}")
             return
-        self.pipeline = LiveAnalyzer(self.analyzer, self._live)
+        self.pipeline = LiveAnalyzer(analyzer, self._live)
         if not self._model_path or not self.load_classifier(self._model_path):
-            self.modelChanged.emit(ModelInfo.of(self.analyzer.classifier))
+            self.modelChanged.emit(ModelInfo.of(analyzer.classifier))
 
     @Slot(str)
     def load_classifier(self, path: str) -> bool:

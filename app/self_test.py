@@ -60,9 +60,10 @@ def check_models(out: TextIO):
 def check_samples(analyzer, out: TextIO) -> int:
     """Analyse every bundled sample photo and print the faces; at least one face must be found."""
     from core.config import assets_dir
+    from core.files import is_image_name
     from core.imageio import ImageReadError, load_image
 
-    samples = sorted(p for p in (assets_dir() / "samples").glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    samples = sorted(p for p in (assets_dir() / "samples").glob("*") if is_image_name(p.name))
     if not samples:
         raise SelfTestError(f"no sample photos in {assets_dir() / 'samples'}")
     total = 0

@@ -42,10 +42,13 @@ def timed(run, frames) -> list[float]:
     return times
 
 
+def p95(times: list[float]) -> float:
+    return sorted(times)[int(0.95 * (len(times) - 1))]
+
+
 def describe(name: str, times: list[float]) -> str:
     p50 = statistics.median(times) * 1000
-    p95 = sorted(times)[int(0.95 * (len(times) - 1))] * 1000
-    return f"{name:<44} {len(times) / sum(times):6.1f} frames/s   p50 {p50:6.1f} ms   p95 {p95:6.1f} ms"
+    return f"{name:<44} {len(times) / sum(times):6.1f} frames/s   p50 {p50:6.1f} ms   p95 {p95(times) * 1000:6.1f} ms"
 
 
 def bench_classifier(model: str, size: int, directory: Path) -> tuple[MaskClassifier, ModelMetadata, Path]:

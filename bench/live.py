@@ -34,7 +34,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from bench.frames import moving_faces_clip  # noqa: E402
 from core.ort import ThreadPolicy, set_thread_policy, thread_policy  # noqa: E402
+from core.tracker import associate  # noqa: E402
 
 SIZE = (640, 480)
 
@@ -54,8 +56,6 @@ class Run:
 
 def write_clip(path: Path, frames: int, fps: float, seed: int) -> Path:
     """The bench clip as an MJPG .avi (what a camera or a file source hands the app)."""
-    from bench.frames import moving_faces_clip
-
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, SIZE)
     if not writer.isOpened():
         raise SystemExit("OpenCV cannot write an MJPG video here")
@@ -84,8 +84,6 @@ def read_clip(path: Path) -> list[np.ndarray]:
 def recall(truth: list[np.ndarray], found: list[np.ndarray], min_iou: float = 0.5) -> tuple[int, int, int]:
     """(faces of `truth` matched, faces of `truth`, faces of `found` unmatched) over all frames;
     one-to-one, greedy on IoU."""
-    from core.tracker import associate
-
     matched = total = extra = 0
     for a, b in zip(truth, found):
         pairs = len(associate(a, b, min_iou, 0.0))
@@ -116,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
-    from bench.analyzer import ReferencePipeline, bench_classifier, describe
+    from bench.analyzer import ReferencePipeline, bench_classifier, describe, p95
     from core.analyzer import FaceAnalyzer
     from core.config import AnalyzerConfig, DetectorConfig, LiveConfig
     from core.live import LiveAnalyzer
@@ -172,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
           f"faces (c) shows that (b) does not: {extra}")
     keeps_up = c.mean < period
     print(f"(c) keeps up with {args.fps:g} fps: {'yes' if keeps_up else 'no'} (mean {c.mean * 1000:.1f} ms per frame, "
-          f"a frame every {period * 1000:.1f} ms; p95 {sorted(c.times)[int(0.95 * (len(c.times) - 1))] * 1000:.1f} ms)")
+          f"a frame every {period * 1000:.1f} ms; p95 {p95(c.times) * 1000:.1f} ms)")
     if rate < args.min_recall:
         print(f"FAIL: recall {rate:.3f} < {args.min_recall}")
         return 1

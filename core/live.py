@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.analyzer import Face, FaceAnalyzer, HeadResult
-from core.config import DetectorConfig, LiveConfig
+from core.config import LiveConfig
 from core.labels import Age, Gender, Mask
 from core.mtcnn import Detection, nms
-from core.tracker import Track, Tracker, associate, iou_matrix
+from core.tracker import Track, Tracker, associate, iou_matrix, sides
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,6 @@ CONFIRMED_HITS = 3
 #: Between two full detections a tracked face's side may change by at most this factor: beyond,
 #: re-finding it from its own last box has drifted (seen on faces cut by the frame's edge).
 MAX_SIZE_DRIFT = 1.3
-
-
-def _side(box: np.ndarray) -> float:
-    return float(np.sqrt(max(0.0, float(box[2] - box[0])) * max(0.0, float(box[3] - box[1]))))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,10 +92,6 @@ class LiveAnalyzer:
         self.config = config or LiveConfig()
         self.reset()
 
-    @classmethod
-    def with_default_models(cls, detector: DetectorConfig | None = None, config: LiveConfig | None = None) -> LiveAnalyzer:
-        return cls(FaceAnalyzer.with_default_models(detector), config)
-
     def reset(self) -> None:
         """Forget every track (a new video or camera)."""
         config = self.config
@@ -127,12 +119,13 @@ class LiveAnalyzer:
             detections += self._recover(image_bgr, detections)
             self._last_full = self._frame
             self.counters.full_detections += 1
-        tracks = self.tracker.update(np.array([d.box for d in detections], np.float64).reshape(-1, 4))
+        boxes = np.array([d.box for d in detections], np.float64).reshape(-1, 4)
+        tracks = self.tracker.update(boxes)
         alive = {t.track_id for t in self.tracker.tracks}
         self._anchors = {k: v for k, v in self._anchors.items() if k in alive}
         self._labels = {k: v for k, v in self._labels.items() if k in alive}
         if full:
-            self._anchors.update((t.track_id, _side(d.box)) for t, d in zip(tracks[:searched], detections[:searched]))
+            self._anchors.update(zip((t.track_id for t in tracks[:searched]), sides(boxes[:searched]).tolist()))
         return self._label(image_bgr, detections, tracks)
 
     def _search_regions(self, image_bgr: np.ndarray) -> list[Detection] | None:
@@ -171,10 +164,11 @@ class LiveAnalyzer:
         boxes = np.array([d.box for d in detections], np.float64).reshape(-1, 4)
         predicted = np.array([t.predicted() for t in tracks])
         paired = {t for t, _ in associate(predicted, boxes, self.config.min_iou, self.config.max_centroid_shift)}
-        lost = [t for i, t in enumerate(tracks) if i not in paired]
-        if not lost:
+        unpaired = [i for i in range(len(tracks)) if i not in paired]
+        if not unpaired:
             return []
-        refined = self.analyzer.detector.refine(image_bgr, np.array([t.predicted() for t in lost]))
+        lost = [tracks[i] for i in unpaired]
+        refined = self.analyzer.detector.refine(image_bgr, predicted[unpaired])
         recovered: list[Detection] = []
         for track, detection in zip(lost, refined):
             if detection is None or not self._plausible(track, detection):
@@ -188,23 +182,22 @@ class LiveAnalyzer:
 
     def _plausible(self, track: Track, detection: Detection) -> bool:
         anchor = self._anchors.get(track.track_id)
-        return anchor is None or 1 / MAX_SIZE_DRIFT <= _side(detection.box) / anchor <= MAX_SIZE_DRIFT
+        return anchor is None or 1 / MAX_SIZE_DRIFT <= float(sides(detection.box[None])[0]) / anchor <= MAX_SIZE_DRIFT
 
     def _search_region(self, image_bgr: np.ndarray, track: Track) -> Detection | None:
         """The full cascade in a region around the track: the detection that continues it, if any."""
         detector = self.analyzer.detector
-        region, scale, min_face = self._region(track, detector.config.min_face_size)
+        predicted = track.predicted()
+        region, scale, min_face = self._region(predicted, detector.config.min_face_size)
         hits = detector.detect_in_region(image_bgr, region, scale, min_face)
         self.counters.region_searches += 1
-        predicted = track.predicted()
         pairs = associate(predicted[None, :], np.array([d.box for d in hits]).reshape(-1, 4),
                           self.config.min_iou, self.config.max_centroid_shift)
         return hits[pairs[0][1]] if pairs else None
 
-    def _region(self, track: Track, min_face_size: int) -> tuple[tuple[int, int, int, int], float, float]:
-        """The square searched for a track, the scale that brings its face to region_face_px, and
-        the smallest face looked for there (px after scaling)."""
-        box = track.predicted()
+    def _region(self, box: np.ndarray, min_face_size: int) -> tuple[tuple[int, int, int, int], float, float]:
+        """The square searched around a track's predicted box, the scale that brings its face to
+        region_face_px, and the smallest face looked for there (px after scaling)."""
         side = float(max(box[2] - box[0], box[3] - box[1], 1.0))
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         half = side * self.config.region_scale / 2

@@ -315,29 +315,29 @@ def _areas(boxes: np.ndarray) -> np.ndarray:
     return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
 
 
-def _crops_near(image_bgr: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(K, 3, size, size) crops of boxes that lie close together (one face's), and which box
-    each crop is of. Only the pixels around them are normalised and summed.
+def _crops_near(image_bgr: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """(K, 3, size, size) crops of one box (4,), K = 0 (no pixel inside the frame), 1 or 2.
+    Only the pixels around it are normalised and summed.
 
     A box cut by the frame's edge is cropped both ways: as the cascade crops it (the part inside
     the frame, squeezed into the square) and whole, the missing part mid-grey (0 after
     normalisation); which one O-Net is surer of depends on how much of the face is cut.
     """
     height, width = image_bgr.shape[:2]
+    boxes = box.reshape(1, 4)
     clipped, valid = crop_windows(boxes, width, height)
-    if not valid.any():
-        return np.zeros((0, 3, size, size), np.float32), np.zeros(0, np.int64)
-    cut = valid & ((boxes[:, :2] < 0).any(axis=1) | (boxes[:, 2] > width) | (boxes[:, 3] > height))
-    x0, y0 = int(np.floor(boxes[:, 0].min())) - 1, int(np.floor(boxes[:, 1].min())) - 1
-    x1, y1 = int(np.ceil(boxes[:, 2].max())) + 1, int(np.ceil(boxes[:, 3].max())) + 1
+    if not valid[0]:
+        return np.zeros((0, 3, size, size), np.float32)
+    x0, y0 = int(np.floor(box[0])) - 1, int(np.floor(box[1])) - 1
+    x1, y1 = int(np.ceil(box[2])) + 1, int(np.ceil(box[3])) + 1
     ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
     local = cv2.copyMakeBorder(to_network_image(image_bgr[iy0:iy1, ix0:ix1]), iy0 - y0, y1 - iy1, ix0 - x0, x1 - ix1,
                                cv2.BORDER_CONSTANT, value=(0, 0, 0))
     origin = np.array([x0, y0, x0, y0])
-    whole, _ = crop_windows(boxes[cut] - origin, x1 - x0, y1 - y0)
-    windows = np.concatenate([clipped[valid] - origin, whole])
-    which = np.concatenate([np.flatnonzero(valid), np.flatnonzero(cut)])
-    return to_nchw(area_resize(integral_image(local), windows, size, size)), which
+    windows = clipped - origin
+    if box[0] < 0 or box[1] < 0 or box[2] > width or box[3] > height:  # cut: the whole box too
+        windows = np.concatenate([windows, crop_windows(boxes - origin, x1 - x0, y1 - y0)[0]])
+    return to_nchw(area_resize(integral_image(local), windows, size, size))
 
 
 def refine_faces(onet: InferenceSession, image_bgr: np.ndarray, boxes: np.ndarray,
@@ -353,14 +353,10 @@ def refine_faces(onet: InferenceSession, image_bgr: np.ndarray, boxes: np.ndarra
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     candidates = square(boxes)
     result: list[Detection | None] = [None] * len(boxes)
-    batches, rows = [], []
-    for i in range(len(boxes)):
-        batch, which = _crops_near(image_bgr, candidates[i : i + 1], ONET_SIZE)
-        batches.append(batch)
-        rows.append(np.full(len(which), i))
-    if not batches or sum(len(b) for b in batches) == 0:
+    batches = [_crops_near(image_bgr, candidate, ONET_SIZE) for candidate in candidates]
+    owner = np.repeat(np.arange(len(boxes)), [len(b) for b in batches])  # which box each crop is of
+    if len(owner) == 0:
         return result
-    owner = np.concatenate(rows)
     found, landmarks = onet_outputs(onet, candidates[owner], np.concatenate(batches))
     # Regression on a squeezed edge crop can overshoot, and would compound frame after frame.
     growth = np.sqrt(_areas(found) / np.maximum(_areas(boxes)[owner], 1e-6))

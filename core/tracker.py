@@ -39,7 +39,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(iou_matrix(a, b)[0, 0])
 
 
-def _sides(boxes: np.ndarray) -> np.ndarray:
+def sides(boxes: np.ndarray) -> np.ndarray:
+    """Each box's side (N,): the square root of its area, never 0 (it divides)."""
     return np.sqrt(np.clip(boxes[:, 2] - boxes[:, 0], 1e-6, None) * np.clip(boxes[:, 3] - boxes[:, 1], 1e-6, None))
 
 
@@ -65,7 +66,7 @@ def associate(predicted: np.ndarray, boxes: np.ndarray, min_iou: float, max_cent
         return pairs
     centres_t = (predicted[:, :2] + predicted[:, 2:]) / 2
     centres_b = (boxes[:, :2] + boxes[:, 2:]) / 2
-    side_t, side_b = _sides(predicted), _sides(boxes)
+    side_t, side_b = sides(predicted), sides(boxes)
     mean_side = (side_t[:, None] + side_b[None, :]) / 2
     shift = np.linalg.norm(centres_t[:, None, :] - centres_b[None, :, :], axis=2) / mean_side
     ratio = np.maximum(side_t[:, None] / side_b[None, :], side_b[None, :] / side_t[:, None])

@@ -8,16 +8,10 @@ import pytest
 from core.analyzer import FaceAnalyzer
 from core.config import AnalyzerConfig
 from core.labels import encode_class
+from core.tracker import iou
 from tests.conftest import REPO
 
 SCENE = "images/maksssksksss148.jpg"  # = assets/samples/scene_mixed.jpg
-
-
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import pytest
 
 from core.config import DetectorConfig
 from core.mtcnn import MTCNN, Detection, DetectorLoadError
+from core.tracker import iou
 
 facenet_pytorch = pytest.importorskip("facenet_pytorch")
 
@@ -79,14 +80,6 @@ def reference_faces(ref, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     if boxes is None:
         return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))
     return boxes.astype(np.float64), np.asarray(scores, dtype=np.float64), landmarks.astype(np.float64)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def parity_problems(ref, ours: list[Detection], image_bgr: np.ndarray, threshold: float) -> tuple[list[str], int]:

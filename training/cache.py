@@ -158,6 +158,17 @@ def _parse_label(head: str, text: str):
     return None if text == "" else _NAMES[head](LABEL_NAMES[head].index(text))
 
 
+def manifest_row(record: dict[str, str]) -> ManifestRow:
+    """One manifest record back into the reader's row (the known box only where the crop was cut from it)."""
+    return ManifestRow(
+        Path(record["path"]), record["person_id"],
+        _parse_label("mask", record["mask"]), _parse_label("gender", record["gender"]),
+        float(record["age"]) if record["age"] else None, _parse_label("age", record["age_group"]),
+        record["source"],
+        tuple(float(record[c]) for c in ("x1", "y1", "x2", "y2")) if record.get("how") == "box" else None,  # type: ignore[arg-type]
+    )
+
+
 class Cache:
     """Paths and files of one cache folder."""
 
@@ -247,24 +258,16 @@ class Cache:
                     record.update(zip(("x1", "y1", "x2", "y2"), (repr(float(v)) for v in row.box)))
                 writer.writerow(record)
 
-    def read_faces(self) -> list[CachedFace]:
-        """The manifest's rows that have a crop (status ok)."""
+    def read_records(self) -> list[dict[str, str]]:
+        """The manifest's rows as written (every status), for tools that report on the cache."""
         if not self.manifest_path.exists():
             raise ConfigError(f"{self.root} has no manifest.csv: run `mask-train prepare` first")
-        faces = []
         with open(self.manifest_path, newline="", encoding="utf-8") as handle:
-            for record in csv.DictReader(handle):
-                if record["status"] != "ok":
-                    continue
-                row = ManifestRow(
-                    Path(record["path"]), record["person_id"],
-                    _parse_label("mask", record["mask"]), _parse_label("gender", record["gender"]),
-                    float(record["age"]) if record["age"] else None, _parse_label("age", record["age_group"]),
-                    record["source"],
-                    tuple(float(record[c]) for c in ("x1", "y1", "x2", "y2")) if record.get("how") == "box" else None,  # type: ignore[arg-type]
-                )
-                faces.append(CachedFace(row, self.root / record["crop"]))
-        return faces
+            return list(csv.DictReader(handle))
+
+    def read_faces(self) -> list[CachedFace]:
+        """The manifest's rows that have a crop (status ok)."""
+        return [CachedFace(manifest_row(r), self.root / r["crop"]) for r in self.read_records() if r["status"] == "ok"]
 
     # ---------------------------------------------------------------- folds
 

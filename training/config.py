@@ -222,8 +222,8 @@ class EvalDetectorConfig:
     detectors: tuple[Path, ...] = ()  # detector folders (pnet/rnet/onet.onnx); default: the shipped one
     labels: tuple[str, ...] = ()  # a name per detector folder for the report (default: the folder)
     split: str = "heldout"  # heldout, train or all
-    min_face: tuple[int, ...] = (40,)  # each value is a setting of its own
-    thresholds: tuple[tuple[float, float, float], ...] = ((0.6, 0.7, 0.7),)  # each triple is a setting of its own
+    min_face: tuple[int, ...] = (DetectorConfig.min_face_size,)  # each value is a setting of its own
+    thresholds: tuple[tuple[float, float, float], ...] = (DetectorConfig.thresholds,)  # each triple is a setting of its own
     out: Path = Path("detector_eval.md")  # the markdown report; the CSV goes beside it
     synth: Path | None = None  # also score held-out faces of this `mask-train synth` output (landmarks too)
     synth_faces: int = 600  # at most this many of them

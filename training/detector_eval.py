@@ -30,9 +30,9 @@ from core.config import DetectorConfig
 from core.imageio import ImageReadError, load_image
 from core.labels import Mask
 from core.mtcnn import MTCNN
-from core.tracker import iou_matrix
+from core.tracker import associate, iou_matrix
 from training.datasets import read_boxes
-from training.synth.pipeline import detect_face
+from training.synth.pipeline import MANIFEST_NAME, SETTINGS_NAME, detect_face
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +67,18 @@ def boxes_table(data_dir: Path) -> Path:
     return Path(data_dir) / "face_mask_853" / "boxes.csv"
 
 
+def _hash_fraction(salt: str, name: str) -> float:
+    """A number in [0, 1) fixed by the name: stable across runs and machines (sha1, not Python's salted hash)."""
+    digest = hashlib.sha1(f"{salt}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def is_heldout(group: str) -> bool:
-    """Stable across runs and machines (sha1, not Python's salted hash)."""
-    digest = hashlib.sha1(f"{_HASH_SALT}:{group}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < HOLDOUT_FRACTION
+    return _hash_fraction(_HASH_SALT, group) < HOLDOUT_FRACTION
 
 
 def utk_heldout(name: str) -> bool:
-    digest = hashlib.sha1(f"{_UTK_SALT}:{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < UTK_HOLDOUT
+    return _hash_fraction(_UTK_SALT, name) < UTK_HOLDOUT
 
 
 def load_scenes(table: Path, split: str = "all") -> list[Scene]:
@@ -106,21 +109,13 @@ def load_scenes(table: Path, split: str = "all") -> list[Scene]:
 
 
 def match_pairs(truth: np.ndarray, found: np.ndarray, min_iou: float = MATCH_IOU) -> list[tuple[int, int, float]]:
-    """Greedy one-to-one matching, highest IoU first: (truth index, detection index, IoU) pairs."""
+    """Greedy one-to-one matching, highest IoU first (the tracker's, without its centre-distance
+    pass): (truth index, detection index, IoU) pairs."""
+    pairs = associate(truth, found, min_iou, max_centroid_shift=0.0)
+    if not pairs:
+        return []
     overlap = iou_matrix(truth, found)
-    truth_hit = np.zeros(overlap.shape[0], dtype=bool)
-    found_hit = np.zeros(overlap.shape[1], dtype=bool)
-    pairs: list[tuple[int, int, float]] = []
-    if overlap.size == 0:
-        return pairs
-    for flat in np.argsort(-overlap, axis=None, kind="stable"):
-        t, d = divmod(int(flat), overlap.shape[1])
-        if overlap[t, d] < min_iou:
-            break
-        if not truth_hit[t] and not found_hit[d]:
-            truth_hit[t] = found_hit[d] = True
-            pairs.append((t, d, float(overlap[t, d])))
-    return pairs
+    return [(t, d, float(overlap[t, d])) for t, d in pairs]
 
 
 def match(truth: np.ndarray, found: np.ndarray, min_iou: float = MATCH_IOU) -> tuple[np.ndarray, np.ndarray]:
@@ -294,7 +289,8 @@ class EvalSetting:
 
 
 def evaluate_detectors(data_dir: Path, detector_dirs: Sequence[Path], split: str = "heldout",
-                       min_faces: Sequence[int] = (40,), thresholds: Sequence[tuple[float, float, float]] = ((0.6, 0.7, 0.7),),
+                       min_faces: Sequence[int] = (DetectorConfig.min_face_size,),
+                       thresholds: Sequence[tuple[float, float, float]] = (DetectorConfig.thresholds,),
                        labels: Sequence[str] | None = None, progress: bool = True) -> list[DetectorReport]:
     """Every detector folder × minimum face size × thresholds, on the same decoded photos."""
     scenes = load_scenes(boxes_table(data_dir), split)
@@ -306,6 +302,7 @@ def evaluate_detectors(data_dir: Path, detector_dirs: Sequence[Path], split: str
             images[scene.path] = load_image(scene.path).image
         except ImageReadError as exc:
             log.warning("%s: %s (skipped)", scene.path, exc)
+    ready = [s for s in scenes if s.path in images]
     labels = list(labels) if labels else [Path(d).name if Path(d).name != "mtcnn" else str(d) for d in detector_dirs]
     reports = []
     for label, directory in zip(labels, detector_dirs, strict=True):
@@ -314,7 +311,6 @@ def evaluate_detectors(data_dir: Path, detector_dirs: Sequence[Path], split: str
             for t in thresholds:
                 setting = EvalSetting(Path(directory), int(min_face), tuple(float(v) for v in t))
                 detector = base.with_config(DetectorConfig(min_face_size=setting.min_face, thresholds=setting.thresholds))
-                ready = [s for s in scenes if s.path in images]
                 report = score_scenes(setting.name(label), mtcnn_detect(detector), ready, progress, images)
                 report.unreadable = len(scenes) - len(ready)
                 log.info("%s: masked %s, wrongly worn %s, bare %s (>=%d px); unmatched %d", report.name,
@@ -354,6 +350,17 @@ def bare_landmarks(detector: MTCNN, chip: Path, pad_fraction: float, box: np.nda
     return found.landmarks
 
 
+def synth_pad_fraction(synth_dir: Path) -> float:
+    """The context padding `mask-train synth` detected its faces with (its settings file)."""
+    return float(json.loads((Path(synth_dir) / SETTINGS_NAME).read_text(encoding="utf-8"))["pad_fraction"])
+
+
+def synth_rows(synth_dir: Path, heldout: bool) -> list[dict[str, str]]:
+    """`mask-train synth`'s manifest rows whose UTKFace chip is held out (heldout=True) or not."""
+    with open(Path(synth_dir) / MANIFEST_NAME, newline="", encoding="utf-8") as handle:
+        return [r for r in csv.DictReader(handle) if utk_heldout(r["person_id"]) == heldout]
+
+
 @dataclass
 class SynthCheck:
     """A detector on held-out synthetic faces, per placement (none, correct, nose_out, chin_out):
@@ -371,9 +378,8 @@ def synth_check(detector_dirs: list[Path], labels: list[str], data: Path, synth_
     """Score detectors on synth rows whose UTKFace chip is held out (utk_heldout): never trained on."""
     synth_dir = Path(synth_dir)
     utk_dir = Path(data) / "utkface" / "images"
-    pad = float(json.loads((synth_dir / "synth.json").read_text(encoding="utf-8"))["pad_fraction"])
-    with open(synth_dir / "manifest.csv", newline="", encoding="utf-8") as handle:
-        rows = [r for r in csv.DictReader(handle) if utk_heldout(r["person_id"])][:limit]
+    pad = synth_pad_fraction(synth_dir)
+    rows = synth_rows(synth_dir, heldout=True)[:limit]
     stock = MTCNN(config=DetectorConfig(min_face_size=40))
     detectors = [MTCNN(d, DetectorConfig(min_face_size=min_face)) for d in detector_dirs]
     checks = [SynthCheck(label) for label in labels]

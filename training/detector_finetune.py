@@ -27,7 +27,6 @@ training.export_detector with an ORIGIN.md describing the run.
 """
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import time
@@ -62,8 +61,9 @@ from training.detector_eval import (
     bare_landmarks,
     boxes_table,
     load_scenes,
-    match,
-    utk_heldout,
+    match_pairs,
+    synth_pad_fraction,
+    synth_rows,
 )
 from training.logfile import log_to_file
 
@@ -106,12 +106,7 @@ def fit_box_style(truth: list[np.ndarray], found: list[np.ndarray]) -> BoxStyle:
     """Medians over one-to-one matches (IoU >= 0.5) of detections to labelled boxes, per scene."""
     rows = []
     for t, d in zip(truth, found):
-        if len(t) == 0 or len(d) == 0:
-            continue
-        overlap = iou_matrix(t, d)
-        hit_t, _ = match(t, d, 0.5)
-        for i in np.nonzero(hit_t)[0]:
-            j = int(np.argmax(overlap[i]))
+        for i, j, _ in match_pairs(t, d, 0.5):
             tw, th = t[i, 2] - t[i, 0], t[i, 3] - t[i, 1]
             rows.append(((d[j, 0] + d[j, 2] - t[i, 0] - t[i, 2]) / 2 / tw, (d[j, 1] + d[j, 3] - t[i, 1] - t[i, 3]) / 2 / th,
                          (d[j, 2] - d[j, 0]) / tw, (d[j, 3] - d[j, 1]) / th))
@@ -242,10 +237,10 @@ class BuildSummary:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def scene_crops(crops: dict[str, CropSet], scenes: list[Scene], detector: MTCNN, style: BoxStyle | None,
+def scene_crops(crops: dict[str, CropSet], scenes: list[Scene], detector: MTCNN,
                 rng: np.random.Generator, summary: BuildSummary, progress: bool) -> BoxStyle:
-    """Crops from face_mask_853 training scenes; fits the box style first when not given."""
-    tables, proposals = [], []
+    """Crops from face_mask_853 training scenes, after fitting the box style on them."""
+    tables, proposals, found = [], [], []
     for scene in tqdm(scenes, desc="scenes: proposals", unit="img", disable=not progress):
         try:
             image = load_image(scene.path).image
@@ -255,9 +250,8 @@ def scene_crops(crops: dict[str, CropSet], scenes: list[Scene], detector: MTCNN,
         table = integral_image(to_network_image(image))
         tables.append((scene, table))
         proposals.append(stock_proposals(detector, table, (0.5, 0.5)))
-    if style is None:
-        found = [np.array([d.box for d in detector.detect(load_image(s.path).image)]).reshape(-1, 4) for s, _ in tables]
-        style = fit_box_style([s.boxes for s, _ in tables], found)
+        found.append(np.array([d.box for d in detector.detect(image)]).reshape(-1, 4))
+    style = fit_box_style([s.boxes for s, _ in tables], found)
     log.info("face_mask_853 boxes -> MTCNN style: %s", style)
     for (scene, table), (first, second) in tqdm(list(zip(tables, proposals)), desc="scenes: crops", unit="img",
                                                 disable=not progress):
@@ -293,8 +287,7 @@ def scene_crops(crops: dict[str, CropSet], scenes: list[Scene], detector: MTCNN,
 
 def synth_faces(synth_dir: Path, utk_dir: Path, limit: int, rng: np.random.Generator) -> list[dict[str, str]]:
     """Rows of synth's manifest whose UTKFace chip is not held out, `limit` of them at random."""
-    with open(synth_dir / "manifest.csv", newline="", encoding="utf-8") as handle:
-        rows = [r for r in csv.DictReader(handle) if not utk_heldout(r["person_id"])]
+    rows = synth_rows(synth_dir, heldout=False)
     rows = [rows[i] for i in sorted(rng.permutation(len(rows))[:limit])]
     log.info("synth: %d faces from %s (chips in %s)", len(rows), synth_dir, utk_dir)
     return rows
@@ -302,7 +295,7 @@ def synth_faces(synth_dir: Path, utk_dir: Path, limit: int, rng: np.random.Gener
 
 def synth_crops(crops: dict[str, CropSet], rows: list[dict[str, str]], synth_dir: Path, utk_dir: Path, detector: MTCNN,
                 rng: np.random.Generator, summary: BuildSummary, progress: bool) -> None:
-    pad = float(json.loads((synth_dir / "synth.json").read_text(encoding="utf-8"))["pad_fraction"])
+    pad = synth_pad_fraction(synth_dir)
     for row in tqdm(rows, desc="synth crops", unit="face", disable=not progress):
         box = np.array([float(row[k]) for k in ("x1", "y1", "x2", "y2")], np.float32)
         marks = bare_landmarks(detector, utk_dir / row["person_id"], pad, box)
@@ -481,7 +474,7 @@ def build_crops(config, progress: bool = True) -> tuple[dict[str, dict[str, np.n
     scenes = load_scenes(boxes_table(config.data), "train")
     if config.scenes:
         scenes = scenes[: config.scenes]
-    summary.box_style = scene_crops(crops, scenes, detector, None, rng, summary, progress)
+    summary.box_style = scene_crops(crops, scenes, detector, rng, summary, progress)
     synth_dir = Path(config.synth)
     if config.synth_faces and synth_dir.is_dir():
         rows = synth_faces(synth_dir, Path(config.data) / "utkface" / "images", config.synth_faces, rng)

@@ -11,7 +11,6 @@ as PNG, so report.html is one file to mail or open anywhere; eda.json holds the 
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -29,8 +28,8 @@ from tqdm import tqdm
 
 from core.atomic import atomic_open
 from core.imageio import ImageReadError, load_image
-from core.labels import LABEL_NAMES, YOUNG_AGE_LIMIT, age_group, class_names
-from training.cache import Cache, read_png, runtime_name
+from core.labels import LABEL_NAMES, YOUNG_AGE_LIMIT, class_names
+from training.cache import Cache, manifest_row, read_png, runtime_name
 from training.config import ConfigError, EdaConfig
 from training.datasets import ManifestRow, read_dataset
 
@@ -130,27 +129,9 @@ def _row_key(path: str, box: Sequence[float] | None) -> tuple:
     return (path, None if box is None else tuple(float(v) for v in box))
 
 
-def _read_manifest(cache: Cache) -> list[dict[str, str]]:
-    if not cache.manifest_path.exists():
-        raise ConfigError(f"{cache.root} has no manifest.csv: run `mask-train prepare` first")
-    with open(cache.manifest_path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def _known_box(record: dict[str, str]) -> tuple[float, float, float, float] | None:
-    return tuple(float(record[c]) for c in ("x1", "y1", "x2", "y2")) if record.get("how") == "box" else None  # type: ignore[return-value]
-
-
-def _from_record(record: dict[str, str], age_boundary: int) -> Photo:
-    age = float(record["age"]) if record["age"] else None
-    group = LABEL_NAMES["age"][int(age_group(age, age_boundary))] if age is not None else record["age_group"] or None
-    return Photo(Path(record["path"]), record["person_id"], record["source"], record["mask"] or None,
-                 record["gender"] or None, age, group, _known_box(record))
-
-
 def read_photos(config: EdaConfig) -> tuple[list[Photo], list[dict[str, str]], int]:
     """(photos, the cache's manifest records or [], reader problems)."""
-    records = _read_manifest(Cache(config.cache)) if config.cache is not None else []
+    records = Cache(config.cache).read_records() if config.cache is not None else []
     problems = 0
     if config.data:
         photos = []
@@ -159,9 +140,9 @@ def read_photos(config: EdaConfig) -> tuple[list[Photo], list[dict[str, str]], i
             problems += len(result.problems)
             photos.extend(_from_row(row, config.age_boundary) for row in result.rows)
     else:
-        photos = [_from_record(r, config.age_boundary) for r in records]
+        photos = [_from_row(manifest_row(r), config.age_boundary) for r in records]
     if records:  # the face crop the classifier sees, for the sample grids; matched by path and known box
-        crops = {_row_key(r["path"], _known_box(r)): Path(r["crop"]) for r in records if r["status"] == "ok"}
+        crops = {_row_key(r["path"], manifest_row(r).box): Path(r["crop"]) for r in records if r["status"] == "ok"}
         photos = [replace(p, crop=_crop_path(config.cache, crops.get(_row_key(str(p.path), p.box)))) for p in photos]
     if not photos:
         raise ConfigError("eda: the datasets hold no labelled photo")
@@ -175,7 +156,7 @@ def _crop_path(cache: Path | None, crop: Path | None) -> Path | None:
 # ------------------------------------------------------------------------------------ numbers
 
 
-def summarise(photos: list[Photo], records: list[dict[str, str]], config: EdaConfig, report: Path) -> EdaSummary:
+def summarise(photos: list[Photo], records: list[dict[str, str]], report: Path) -> EdaSummary:
     summary = EdaSummary(report=report, photos=len(photos), people=len({(p.source, p.person) for p in photos}))
     by_source: dict[str, list[Photo]] = defaultdict(list)
     for p in photos:
@@ -424,7 +405,7 @@ def eda(config: EdaConfig) -> EdaSummary:
     """Write <out>/report.html and <out>/eda.json; returns the numbers."""
     photos, records, problems = read_photos(config)
     report = config.out / "report.html"
-    summary = summarise(photos, records, config, report)
+    summary = summarise(photos, records, report)
     summary.reader_problems = problems
     sizes, unreadable = read_sizes(photos, config.size_sample, config.seed)
     summary.sizes = {"read": len(sizes), "unreadable": unreadable}

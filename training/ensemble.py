@@ -23,11 +23,12 @@ from torch import nn
 
 from core.labels import LABEL_NAMES, class_names
 from core.metadata import CLASS_HEAD, ModelMetadata
-from training.cache import TEST_FOLD, Cache
+from training.cache import Cache
 from training.config import ConfigError, ExportConfig, TrainConfig
 from training.evaluate import load_best, model_from_state, runtime_crops
 from training.export import export_classifier
 from training.export_run import training_data_summary
+from training.train import split_faces
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def _same(members: list[Member], what: str, value_of) -> object:
 
 def build_ensemble(members: list[Member], flip: bool) -> Ensemble:
     heads = _same(members, "heads", lambda m: tuple(m.model.head_names))
-    normalisation = [(tuple(m.model.data_config()["mean"]), tuple(m.model.data_config()["std"])) for m in members]
+    normalisation = [(tuple(d["mean"]), tuple(d["std"])) for d in (m.model.data_config() for m in members)]
     return Ensemble([m.model for m in members], heads, flip, normalisation).eval()  # type: ignore[arg-type]
 
 
@@ -155,13 +156,11 @@ def export_ensemble(config: ExportConfig) -> Path:
     data_config = first.model.data_config()
 
     cache = caches[first.run_dir]
-    folds = cache.read_folds()
-    faces = [f for f in cache.read_faces() if folds.get(f.row.person_id) != TEST_FOLD]
+    train_faces, val_faces = split_faces(cache, first.config.fold)
+    faces = train_faces + val_faces  # every photo outside the test split
     member_folds = sorted({m.config.fold for m in members})
-    if len(members) == 1:
-        held_out = f"fold {first.config.fold} held out for validation"
-    else:
-        held_out = f"ensemble of {len(members)} runs validated on folds {', '.join(map(str, member_folds))}"
+    held_out: int | str = (first.config.fold if len(members) == 1  # training_data_summary words a single fold
+                           else f"ensemble of {len(members)} runs validated on folds {', '.join(map(str, member_folds))}")
     heads = {CLASS_HEAD: class_names()} if ensemble.head_names == [CLASS_HEAD] else {h: LABEL_NAMES[h] for h in ensemble.head_names}
     architectures = list(dict.fromkeys(m.config.model for m in members))
     tta = "hflip" if config.tta else "none"

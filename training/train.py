@@ -245,12 +245,8 @@ class _Run:
     scaler: torch.amp.GradScaler
     amp_dtype: torch.dtype | None
     sample_weights: np.ndarray | None
-    world: distributed.World = field(default_factory=distributed.World)
-    net: torch.nn.Module | None = None  # what the training step calls: DDP over `model` under torchrun
-
-    @property
-    def network(self) -> torch.nn.Module:
-        return self.net if self.net is not None else self.model
+    world: distributed.World
+    net: torch.nn.Module  # what the training step calls: `model`, or DDP over it under torchrun
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -276,7 +272,7 @@ class _Run:
         )
 
     def train_epoch(self, epoch: int, progress: bool, should_stop: StopCheck | None) -> float:
-        self.network.train()
+        self.net.train()
         total, batches = 0.0, 0
         loader = self.train_loader(epoch)
         bar = tqdm(loader, desc=f"epoch {epoch}/{self.config.epochs}", unit="batch", disable=not progress, leave=False)
@@ -285,7 +281,7 @@ class _Run:
             rng = np.random.default_rng([self.config.seed, epoch, step])
             images, targets_a, targets_b, lam = mix_batch(images, targets, self.config, rng)
             with self.autocast():
-                outputs = self.network(images)
+                outputs = self.net(images)
             loss = self.criterion(outputs, targets_a)
             if lam < 1.0:
                 loss = lam * loss + (1.0 - lam) * self.criterion(outputs, targets_b)
@@ -386,9 +382,8 @@ def _build(config: TrainConfig, cache: Cache, world: distributed.World) -> _Run:
     amp_dtype = (torch.float16 if device.type == "cuda" else torch.bfloat16) if use_amp else None
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and device.type == "cuda")
     sample_weights = balanced_weights(train_labels) if config.sampler == "weighted" else None
-    net = distributed.wrap(world, model, device)
     return _Run(config, device, model, heads, train_set, val_set, val_labels, criterion, optimizer, scheduler, scaler, amp_dtype,
-                sample_weights, world, net)
+                sample_weights, world, distributed.wrap(world, model, device))
 
 
 def _resume(run: _Run, path: Path) -> tuple[int, float, int, int, list[dict]]:

@@ -52,7 +52,7 @@ DEFAULT_SPACE: dict[str, Any] = {
 DISTRIBUTIONS = {"loguniform": 2, "uniform": 2, "randint": 2, "quniform": 3, "choice": None}
 #: The run's bookkeeping: set by tune, never searched, and left out of best.toml where machine-bound.
 NOT_SEARCHED = ("run_dir", "fold", "folds", "epochs", "resume", "device", "workers", "threads")
-NOT_WRITTEN = ("run_dir", "folds", "resume", "device", "workers", "threads")
+NOT_WRITTEN = tuple(n for n in NOT_SEARCHED if n not in ("fold", "epochs"))
 AUGMENT = "augment"
 
 
@@ -75,7 +75,7 @@ class TuneResult:
 def check_space(space: dict[str, Any]) -> dict[str, Any]:
     """The space (DEFAULT_SPACE when empty), refused with a message naming the bad entry."""
     space = dict(space or DEFAULT_SPACE)
-    names = {f for f in to_dict(TrainConfig())}
+    names = set(to_dict(TrainConfig()))
     for name, spec in space.items():
         if name != AUGMENT and name not in names:
             raise ConfigError(f"[tune.space] {name}: not a train setting")
