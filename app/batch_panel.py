@@ -11,6 +11,8 @@ from PySide6.QtWidgets import (
 from app.frame_view import FrameView
 from app.results_model import FILTERS, ResultsProxy, ResultsTableModel
 
+FILE_WIDTH_MAX = 150
+
 
 class BatchPanel(QWidget):
     """Widgets only; the window runs the job and feeds `model`."""
@@ -38,6 +40,12 @@ class BatchPanel(QWidget):
             bar.addAction(action)
 
         self.hint = QLabel("Drop photos or folders here, or use File › Open folder (Ctrl+Shift+O).")
+        self.hint.setWordWrap(True)
+        # Results made with other settings than the current ones say so until the photos are run again.
+        self.stale = QLabel()
+        self.stale.setWordWrap(True)
+        self.stale.setStyleSheet("color: #b35900; font-weight: bold;")
+        self.stale.hide()
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m")
         self.progress.hide()
@@ -58,20 +66,23 @@ class BatchPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setColumnWidth(0, 180)
+        self.table.horizontalHeader().setDefaultSectionSize(72)
+        self.table.setColumnWidth(0, 150)
 
         self.preview = FrameView()
         self.preview.setMinimumSize(240, 180)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.table)
         self.splitter.addWidget(self.preview)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setStretchFactor(0, 7)
+        self.splitter.setStretchFactor(1, 3)
+        self.splitter.setSizes([700, 300])  # the table first: its columns fit, the preview is a glance
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(bar)
         layout.addLayout(status)
+        layout.addWidget(self.stale)
         layout.addWidget(self.splitter, 1)
 
     def set_running(self, running: bool) -> None:
@@ -81,6 +92,18 @@ class BatchPanel(QWidget):
         if running:
             self.progress.setRange(0, 0)  # busy until the file count is known
             self.progress.setValue(0)
+
+    def fit_columns(self) -> None:
+        """Every column as wide as its contents, the file names at most FILE_WIDTH_MAX px: all
+        columns fit the table at the window's default size."""
+        self.table.resizeColumnsToContents()
+        self.table.setColumnWidth(0, min(self.table.columnWidth(0), FILE_WIDTH_MAX))
+
+    def set_stale(self, reason: str) -> None:
+        """Mark the results as made with other settings ("" when they are current)."""
+        self.stale.setText(f"These results were made with other settings than the current ones ({reason}): "
+                           "open the photos again to update them." if reason else "")
+        self.stale.setVisible(bool(reason))
 
     def set_progress(self, done: int, files: int) -> None:
         self.progress.setRange(0, max(1, files))

@@ -4,7 +4,9 @@ The worker's `run` loops in its own QThread: it reads with cv2.VideoCapture, dro
 into a `LatestFrame` slot (only the newest is kept) and tells the world how the source is doing
 through signals. Stop and pause are thread-safe flags, since the loop does not return to the
 thread's event loop until it ends. A lost source is reopened with growing delays (forever for a
-camera or stream, a few times for a file, which resumes at the frame where it failed).
+camera or stream, a few times for a file, which resumes at the frame where it failed). A source
+that never opened is tried `connect_attempts` times, then given up with the reason: "lost" and
+"retrying" would promise a picture that was never there; the window offers Retry instead.
 """
 from __future__ import annotations
 
@@ -36,10 +38,12 @@ class CaptureState(Enum):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Delays between reconnection attempts (the last repeats); a file gets `file_attempts`."""
+    """Delays between reconnection attempts (the last repeats); a file gets `file_attempts`, and
+    a source that has not given a single frame yet `connect_attempts` in all."""
 
     delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)
     file_attempts: int = 3
+    connect_attempts: int = 3
 
     def delay(self, failures: int) -> float:
         return self.delays_s[min(failures, len(self.delays_s)) - 1]
@@ -53,6 +57,15 @@ class _Outcome(Enum):
     ENDED = 1
     LOST = 2
     STOPPED = 3
+
+
+def _not_opened_reason(source: Source) -> str:
+    """Why a capture did not open, as far as can be told: OpenCV gives no reason of its own."""
+    if source.kind is SourceKind.CAMERA:
+        return "the camera did not open: is it plugged in, and not in use by another program?"
+    if source.is_file:
+        return "the file could not be opened as a video"
+    return "no answer: check the address, the network and that the stream is running"
 
 
 class CaptureWorker(QObject):
@@ -82,6 +95,7 @@ class CaptureWorker(QObject):
         self._paused = threading.Event()
         self.position = 0  # frames read so far (for a file: where to resume)
         self.state = CaptureState.STOPPED  # the last state announced
+        self._reason = "it did not open"  # why the last open failed (for "could not connect")
 
     # Called from the UI thread: plain thread-safe flags.
     def stop(self) -> None:
@@ -111,6 +125,7 @@ class CaptureWorker(QObject):
 
     def _run(self) -> None:
         failures = 0
+        connected = False  # a frame was read since Start
         if self.source.is_file and not Path(self.source.target).is_file():
             self._emit(CaptureState.FAILED, f"{self.source.target}: file not found")
             return
@@ -119,7 +134,7 @@ class CaptureWorker(QObject):
             capture = self._open()
             if capture is not None:
                 try:
-                    outcome, read_any = self._read(capture, reconnected=failures > 0)
+                    outcome, read_any = self._read(capture, reconnected=connected)
                 finally:
                     capture.release()
                 if outcome is _Outcome.ENDED:
@@ -129,7 +144,21 @@ class CaptureWorker(QObject):
                     break
                 if read_any:
                     failures = 0
+                    connected = True
+                elif not connected:
+                    self._reason = "it opened but sent no picture"
             failures += 1
+            if not connected:
+                if failures >= self.retry.connect_attempts:
+                    verb = "open" if self.source.is_file else "connect to"
+                    self._emit(CaptureState.FAILED, f"Could not {verb} {self.source.label} ({self._reason}).")
+                    return
+                delay = self.retry.delay(failures)
+                self._emit(CaptureState.CONNECTING,
+                           f"Connecting to {self.source.label}… (attempt {failures + 1} of {self.retry.connect_attempts})")
+                if self._stop.wait(delay):
+                    break
+                continue
             if self.source.is_file and failures > self.retry.file_attempts:
                 self._emit(CaptureState.FAILED, f"{self.source.label} cannot be read (gave up after {failures - 1} retries)")
                 return
@@ -145,13 +174,16 @@ class CaptureWorker(QObject):
         self._emit(CaptureState.STOPPED, "Stopped")
 
     def _open(self) -> VideoCaptureLike | None:
+        """The opened capture, or None; `_reason` then says why, in the user's words."""
         try:
             capture = self.factory(self.source)
-        except Exception:
+        except Exception as exc:
             log.exception("opening %s raised", self.source.label)
+            self._reason = str(exc) or type(exc).__name__
             return None
         if not capture.isOpened():
             capture.release()
+            self._reason = _not_opened_reason(self.source)
             return None
         if self.source.is_file and self.position > 0:
             capture.set(cv2.CAP_PROP_POS_FRAMES, self.position)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import signal
 import sys
 from pathlib import Path
 
@@ -29,6 +31,17 @@ def _add_detector_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _megapixels(text: str) -> float:
+    """--max-mpx: a positive, finite number (inf or nan would make the limit meaningless)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of megapixels, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mask-checker",
@@ -51,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         "batch", help="label photos in files and folders, headless",
         description="Label every face in the given photos and folders. One row per face, one per image "
         "with no face, one per unreadable file with the reason.",
+        epilog="exit status: 0 done (unreadable files are rows, not failures); 2 nothing done (bad option, "
+        "model or output path); 3 an output could not be written (disk full), earlier files kept; "
+        "130 stopped by Ctrl-C, 143 by SIGTERM (the images done so far are written).",
     )
     batch.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
     batch.add_argument(
@@ -62,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--fallback-class", type=int, default=4, metavar="ID", help="submission class for an unreadable image (default 4)")
     batch.add_argument("--annotate", type=Path, metavar="DIR", help="save copies with boxes and labels in DIR")
     batch.add_argument("-r", "--recursive", action="store_true", help="walk folders recursively")
-    batch.add_argument("--max-mpx", type=float, default=100.0, metavar="MPX", help="refuse images over this many megapixels (default 100)")
+    batch.add_argument("--max-mpx", type=_megapixels, default=100.0, metavar="MPX", help="refuse images over this many megapixels (default 100)")
     batch.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
     _add_detector_options(batch)
     batch.set_defaults(func=run_batch)
@@ -72,19 +88,62 @@ def build_parser() -> argparse.ArgumentParser:
 def make_analyzer(args: argparse.Namespace):
     """The analyzer from command-line options; a bad model file ends the command with its reason."""
     from core.analyzer import FaceAnalyzer
-    from core.config import AnalyzerConfig, default_classifier_path
+    from core.config import AnalyzerConfig, shipped_classifier
 
     detector = DetectorConfig(min_face_size=args.min_face, thresholds=tuple(args.thresholds))
-    classifier = None if args.no_classifier else (args.model or default_classifier_path())
-    if classifier is not None and args.model is None and not classifier.exists():
-        log.warning("no shipped classifier yet (%s): faces are found but not classified", classifier)
-        classifier = None
+    classifier = None if args.no_classifier else (args.model or shipped_classifier())
     return FaceAnalyzer(AnalyzerConfig(detector=detector, classifier_path=classifier))
 
 
+class _StopSignals:
+    """Ctrl-C and SIGTERM (a `kill`, `timeout`, a logout) both stop the batch as Ctrl-C does:
+    the images done so far are written. Once stopping, or once the last image is done, a
+    further signal is only noted, so writing the outputs is never cut short."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.finishing = False
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _StopSignals:
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Once stopping, the process is on its way out: a late signal must not turn that exit
+        # into a traceback. Otherwise (a run that ended by itself) the old handlers come back.
+        for sig, handler in self._previous.items():
+            signal.signal(sig, signal.SIG_IGN if self.signum is not None else handler)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.signum is not None or self.finishing:
+            self.signum = self.signum or signum
+            log.warning("stopping: the results are being written, please wait")
+            return
+        self.signum = signum
+        raise KeyboardInterrupt
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signum or signal.SIGINT)
+
+
 def run_batch(args: argparse.Namespace) -> int:
-    from core.batch import BatchError, BatchJob, BatchOptions
+    with _StopSignals() as stop:
+        try:
+            return _run_batch(args, stop)
+        except KeyboardInterrupt:  # during start-up, before any image: nothing was written
+            log.warning("interrupted before the first image: nothing written")
+            return stop.exit_code
+
+
+def _run_batch(args: argparse.Namespace, stop: _StopSignals) -> int:
+    from core.batch import BatchError, BatchJob, BatchOptions, BatchOutputError
     from core.classifier import ClassifierLoadError
+    from core.files import path_text
     from core.mtcnn import DetectorLoadError
 
     out = args.out
@@ -100,19 +159,24 @@ def run_batch(args: argparse.Namespace) -> int:
         with logging_redirect_tqdm(), tqdm(unit="img", desc="labelling", disable=None) as bar:
 
             def progress(result, summary) -> None:
+                stop.finishing = summary.done == summary.files  # from here on, only writing is left
                 bar.total = summary.files
                 bar.update(1)
+                log.debug("%s: %s", path_text(result.path), result.status)
                 if result.error:
-                    log.info("%s: %s", result.path, result.error)
+                    log.info("%s: %s", path_text(result.path), result.error)
 
             summary = job.run(analyzer, progress=progress)
     except (BatchError, ClassifierLoadError, DetectorLoadError, ValueError) as exc:
         log.error("%s", exc)
         return 2
+    except BatchOutputError as exc:
+        log.error("%s", exc)
+        return 3
     print(summary.describe())
     if summary.files == 0:
-        log.warning("no images found in %s", ", ".join(map(str, args.paths)))
-    return 130 if summary.interrupted else 0
+        log.warning("no images found in %s", ", ".join(path_text(p) for p in args.paths))
+    return stop.exit_code if summary.interrupted else 0
 
 
 def main(argv: list[str] | None = None) -> int:

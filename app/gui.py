@@ -33,8 +33,10 @@ def parse_source(text: str) -> Source:
 
 def create_application() -> QApplication:
     """The QApplication with the app's identity (settings location, icon); the self-test uses it too."""
-    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = QApplication.instance()
+    if app is None:  # the policy can only be set before the application exists
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication(sys.argv[:1])
     app.setOrganizationName("MaskChecker")
     app.setApplicationName("Mask Checker")
     app.setApplicationVersion(__version__)
@@ -45,6 +47,14 @@ def create_application() -> QApplication:
 
 def run_app(source: str | None = None) -> int:
     """Open the main window (and start `source` if given); returns the exit code."""
+    from app.toolkit import toolkit_problem
+    from app.xcb import desktop_problem
+
+    # Before Qt starts: it would abort with a page about its plugins, or crash minutes later.
+    problem = toolkit_problem() or desktop_problem()
+    if problem:
+        log.error("%s", problem)
+        return 1
     app = create_application()
 
     from app.main_window import MainWindow  # after QApplication: widgets need it

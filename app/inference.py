@@ -23,7 +23,7 @@ from app.model_card import ModelInfo
 from app.tracking import AlertOptions, FrameNotes, LiveStats
 from core.analyzer import FaceAnalyzer
 from core.classifier import Classifier
-from core.config import DetectorConfig, LiveConfig, default_classifier_path
+from core.config import DetectorConfig, LiveConfig, shipped_classifier
 from core.live import LiveAnalyzer, TrackedFace
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,8 @@ class InferenceWorker(QObject):
         """Back to the shipped classifier, or detection only if none ships."""
         if self.analyzer is None:
             return
-        path = default_classifier_path()
-        if not path.exists():
+        path = shipped_classifier()
+        if path is None:
             self._use(None)
         else:
             self.load_classifier(str(path))  # refused: the model in use stays, modelFailed says why

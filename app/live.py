@@ -99,6 +99,9 @@ class LiveController(QObject):
         worker.stateChanged.connect(self._on_state)
         # Direct: quit from the capture thread, so it works even while the UI thread waits in shutdown.
         worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+        # Deleted by its own thread as it finishes: a deleteLater() called later, from here, would
+        # never run (its thread has no event loop any more) and leak one worker per Start.
+        thread.finished.connect(worker.deleteLater)
         thread.finished.connect(lambda: self._on_thread_done(thread))
         self._threads[thread] = worker
         self._capture = worker
@@ -164,7 +167,5 @@ class LiveController(QObject):
         self.stateChanged.emit(state, message)
 
     def _on_thread_done(self, thread: QThread) -> None:
-        worker = self._threads.pop(thread, None)
-        if worker is not None:
-            worker.deleteLater()
+        self._threads.pop(thread, None)
         thread.deleteLater()

@@ -1,10 +1,11 @@
-"""The Live tab's widgets: source controls, the view (or an empty state), the alert banner, counters."""
+"""The Live tab's widgets: source controls, the view (or an empty state) with its alert banner,
+the alert log beside it, counters."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
-    QComboBox, QHBoxLayout, QLabel, QPushButton, QStackedWidget, QToolBar, QVBoxLayout, QWidget,
+    QComboBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget, QToolBar, QVBoxLayout, QWidget,
 )
 
 from app.frame_view import FrameView
@@ -12,8 +13,6 @@ from app.overlay import mask_colour
 from app.sources import Source, SourceKind
 from app.tracking import Counts
 from core.labels import Mask
-
-BANNER_MS = 4000
 
 
 def _action_button(action: QAction) -> QPushButton:
@@ -68,7 +67,8 @@ class LivePanel(QWidget):
 
     def __init__(
         self, start: QAction, pause: QAction, stop: QAction, snapshot: QAction,
-        open_video: QAction, open_folder: QAction, open_url: QAction, parent: QWidget | None = None,
+        open_video: QAction, open_folder: QAction, open_url: QAction, side: QWidget | None = None,
+        parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.sources = QComboBox()
@@ -88,14 +88,21 @@ class LivePanel(QWidget):
         bar.addAction(snapshot)
 
         self.empty = EmptyState(open_video, open_folder, open_url)
+        # A source that failed: what went wrong and a Retry button, above the picture.
+        self.failure = QLabel()
+        self.failure.setWordWrap(True)
+        self.retry = QPushButton("Retry")
+        self.retry.setToolTip("Try this source again")
+        self.failure_bar = QWidget()
+        failure_row = QHBoxLayout(self.failure_bar)
+        failure_row.setContentsMargins(4, 2, 4, 2)
+        failure_row.addWidget(self.failure, 1)
+        failure_row.addWidget(self.retry)
+        self.failure_bar.hide()
         self.view = FrameView()
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.view)
-
-        self._banner_timer = QTimer(self)
-        self._banner_timer.setSingleShot(True)
-        self._banner_timer.timeout.connect(lambda: self.view.set_banner(""))
 
         self.faces_now = QLabel()
         self.count_labels: dict[Mask, QLabel] = {}
@@ -114,7 +121,14 @@ class LivePanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(bar)
-        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.failure_bar)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.stack)
+        if side is not None:
+            self.splitter.addWidget(side)
+            self.splitter.setStretchFactor(0, 4)
+            self.splitter.setStretchFactor(1, 1)
+        layout.addWidget(self.splitter, 1)
         layout.addLayout(counters)
         self.show_counts(Counts())
 
@@ -128,9 +142,15 @@ class LivePanel(QWidget):
             label.setText(f"{label.property('caption')}: {value}")
 
     def show_banner(self, text: str) -> None:
-        """The alert, across the top of the picture for a few seconds (frames keep flowing)."""
-        self.view.set_banner(text)
-        self._banner_timer.start(BANNER_MS)
+        """Who is alerting now, in a bar above the picture; "" takes it away. Set every frame:
+        it clears as soon as nobody is unmasked or wrongly masked any more."""
+        if text != self.view.banner:
+            self.view.set_banner(text)
+
+    def show_failure(self, text: str) -> None:
+        """The reason a source failed, with Retry; "" hides it."""
+        self.failure.setText(text)
+        self.failure_bar.setVisible(bool(text))
 
     def show_view(self) -> None:
         self.stack.setCurrentWidget(self.view)

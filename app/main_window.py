@@ -7,6 +7,8 @@ signals on the UI thread and turns user actions into requests.
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
+from app.alert_panel import AlertPanel
 from app.batch_panel import BatchPanel
 from app.batch_worker import AnalyzerSpec, BatchController
 from app.camera_probe import CameraProbe, CameraScanner
@@ -24,8 +27,9 @@ from app.capture import CaptureState
 from app.export import ExportKind, export_results
 from app.inference import AnalyzerFactory, FrameResult
 from app.live import LiveController
+from app.live_log import AlertLog, MinuteCounts
 from app.live_panel import LivePanel
-from app.model_card import ModelInfo
+from app.model_card import DETECTOR_HTML, ModelInfo
 from app.preview_loader import PreviewLoader
 from app.settings import AppSettings, load_settings, save_settings
 from app.settings_dialog import SettingsDialog
@@ -35,12 +39,31 @@ from app.tracking import Counts, RateMeter
 from core.analyzer import FaceAnalyzer
 from core.batch import BatchError, BatchSummary, ImageResult
 from core.config import default_classifier_path
+from core.labels import Mask
 
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://")
 LIVE_TAB, BATCH_TAB = 0, 1
+
+
+#: The mask states as the batch summary words them.
+MASK_WORDS = {Mask.WEAR: "mask worn", Mask.INCORRECT: "worn wrongly", Mask.NOT_WEAR: "no mask"}
+
+
+def batch_summary_text(summary: BatchSummary, results: list[ImageResult]) -> str:
+    """The batch's outcome in words, e.g. "4 of 4 photos: 3 with faces, none without, 1 unreadable
+    · 14 faces: 11 mask worn, 1 worn wrongly, 2 no mask"."""
+    if summary.files == 0:
+        return "No photos found there."
+    head = (f"{summary.done} of {summary.files} photos{' (cancelled)' if summary.interrupted else ''}: "
+            f"{summary.with_faces} with faces, {summary.without_faces or 'none'} without, {summary.errors} unreadable")
+    states = Counter(f.mask.label for r in results for f in r.faces if f.mask is not None)
+    faces = f"{summary.faces} face{'s' if summary.faces != 1 else ''}"
+    if states:
+        faces += ": " + ", ".join(f"{states[m]} {MASK_WORDS[m]}" for m in (Mask.WEAR, Mask.INCORRECT, Mask.NOT_WEAR) if states[m])
+    return f"{head} · {faces}"
 
 
 class MainWindow(QMainWindow):
@@ -59,12 +82,16 @@ class MainWindow(QMainWindow):
         self.settings: AppSettings = load_settings(self.store)
         self.model_info: ModelInfo | None = None  # None until the inference worker reports
         self.batch_model = ModelInfo()  # the model the last batch ran with (for its exports)
+        self.batch_spec: AnalyzerSpec | None = None  # the settings the table's results were made with
         self.last_result: FrameResult | None = None
         self.frames_shown = 0
         self._pending_model: str | None = None  # a model file asked for, not yet confirmed
         self._preview: tuple[ImageResult, int | None] | None = None  # the row being previewed
         self._preview_request = 0
         self._meter = RateMeter()
+        self.alert_log = AlertLog()  # memory only: written when the user exports
+        self.minute_counts = MinuteCounts()
+        self._alerts_refreshed = 0.0
 
         self.live = LiveController(
             self.settings.detector, self.settings.model_path or None, self.settings.alerts,
@@ -101,8 +128,10 @@ class MainWindow(QMainWindow):
         self.act_open_url = self._action("Open &stream…", self.choose_stream, "Ctrl+U", "Read an RTSP or HTTP stream")
         self.act_open_folder = self._action("Open &folder…", self.choose_folder, "Ctrl+Shift+O", "Label every photo in a folder")
         self.act_open_images = self._action("Open &photos…", self.choose_images, "Ctrl+Shift+I", "Label some photos")
-        self.act_export_csv = self._action("Export &CSV…", lambda: self.export(ExportKind.CSV), "Ctrl+E", "One row per face")
-        self.act_export_json = self._action("Export &JSON…", lambda: self.export(ExportKind.JSON), "Ctrl+Shift+E", "One object per image")
+        self.act_export_csv = self._action("Export &CSV…", lambda: self.export(ExportKind.CSV), "Ctrl+E",
+                                           "Every result, one row per face (whatever the table's filter)")
+        self.act_export_json = self._action("Export &JSON…", lambda: self.export(ExportKind.JSON), "Ctrl+Shift+E",
+                                            "Every result, one object per image (whatever the table's filter)")
         self.act_export_submission = self._action(
             "Export &submission…", lambda: self.export(ExportKind.SUBMISSION), None, "Fill the competition's info.csv"
         )
@@ -113,6 +142,10 @@ class MainWindow(QMainWindow):
         self.act_pause.toggled.connect(self.set_paused)
         self.act_stop = self._action("S&top", self.stop_live, "Shift+F5", "Stop reading")
         self.act_snapshot = self._action("Snaps&hot", self.snapshot, "Ctrl+Shift+S", "Save the annotated frame")
+        self.act_export_alerts = self._action("Export &alerts…", self.export_alerts, None,
+                                              "The alert log as CSV: time, person, state, how long")
+        self.act_export_counts = self._action("Export counts per &minute…", self.export_counts, None,
+                                              "Faces and people counted each minute since Start, as CSV")
         self.act_cameras = self._action("Find &cameras again", self.scanner_scan, None, "Look for cameras again")
         self.act_settings = self._action("&Settings…", self.edit_settings, QKeySequence.StandardKey.Preferences)
         if self.act_settings.shortcut().isEmpty():
@@ -124,9 +157,10 @@ class MainWindow(QMainWindow):
         self.act_tab_batch = self._action("&Batch", lambda: self.tabs.setCurrentIndex(BATCH_TAB), "Ctrl+2")
 
     def _make_widgets(self) -> None:
+        self.alert_panel = AlertPanel(self.alert_log, self.act_export_alerts, self.act_export_counts)
         self.live_panel = LivePanel(
             self.act_start, self.act_pause, self.act_stop, self.act_snapshot,
-            self.act_open_video, self.act_open_folder, self.act_open_url,
+            self.act_open_video, self.act_open_folder, self.act_open_url, side=self.alert_panel,
         )
         self.batch_panel = BatchPanel(
             self.act_open_folder, self.act_open_images,
@@ -136,6 +170,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.live_panel, "Live")
         self.tabs.addTab(self.batch_panel, "Batch")
         self.setCentralWidget(self.tabs)
+        self._apply_label_confidence()
         self.model_label = QLabel("Loading models…")
         self.statusBar().addPermanentWidget(self.model_label)
 
@@ -152,6 +187,9 @@ class MainWindow(QMainWindow):
         live = menus.addMenu("&Live")
         for action in (self.act_start, self.act_pause, self.act_stop, self.act_snapshot):
             live.addAction(action)
+        live.addSeparator()
+        live.addAction(self.act_export_alerts)
+        live.addAction(self.act_export_counts)
         live.addSeparator()
         live.addAction(self.act_cameras)
         view = menus.addMenu("&View")
@@ -175,6 +213,7 @@ class MainWindow(QMainWindow):
         self.batch.finished.connect(self.on_batch_finished)
         self.batch.failed.connect(self.on_batch_failed)
         self.batch_panel.cancel.clicked.connect(self.cancel_batch)
+        self.live_panel.retry.clicked.connect(self.start_live)
         self.batch_panel.table.selectionModel().currentRowChanged.connect(self.on_row_selected)
         self.previews.loaded.connect(self.on_preview_loaded)
 
@@ -252,14 +291,26 @@ class MainWindow(QMainWindow):
         self.last_result = None
         self._meter.reset()
         self.live_panel.view.clear()
+        self.live_panel.show_banner("")
+        self.live_panel.show_failure("")
         self.live_panel.show_counts(Counts())
+        self.alert_log.clear()
+        self.minute_counts.clear()
+        self.alert_panel.refresh()
         self.live_panel.show_view()
         self.live.start(source)
         self._update_live_actions()
 
     def stop_live(self) -> None:
         self.live.stop()
+        self._end_alerts()
         self._update_live_actions()
+
+    def _end_alerts(self) -> None:
+        """Nothing is watched any more: no banner, and the alerts still open end now."""
+        self.live_panel.show_banner("")
+        self.alert_log.end_all()
+        self.alert_panel.refresh()
 
     def set_paused(self, paused: bool) -> None:
         if self.live.running:
@@ -274,10 +325,18 @@ class MainWindow(QMainWindow):
         self.live_panel.view.set_frame(result.image, result.faces, result.notes.alerting)
         self.live_panel.view.set_hud(f"{fps:.1f} fps · {result.latency_s * 1000:.0f} ms/frame")
         self.live_panel.show_counts(result.notes.counts)
-        if result.notes.alert is not None:
-            self.live_panel.show_banner(result.notes.alert.message)
-            if self.settings.alerts.beep:
-                QApplication.beep()
+        # A frame analysed after its source ended or stopped is shown, but nobody is watched any
+        # more: it must not raise the banner again nor reopen alerts that were just closed.
+        watching = self.live.running
+        self.live_panel.show_banner(result.notes.banner if watching else "")
+        if watching and result.notes.alert is not None and self.settings.alerts.beep:
+            QApplication.beep()
+        self.minute_counts.update(result.notes)
+        changed = watching and self.alert_log.update(result.notes)
+        now = time.monotonic()
+        if changed or (self.alert_log.ongoing and now - self._alerts_refreshed >= 1.0):  # durations tick
+            self._alerts_refreshed = now
+            self.alert_panel.refresh()
 
     def on_capture_state(self, state: CaptureState, message: str) -> None:
         view = self.live_panel.view
@@ -289,6 +348,9 @@ class MainWindow(QMainWindow):
             view.set_message(message)
         if state in (CaptureState.FAILED, CaptureState.LOST, CaptureState.ENDED):
             self.statusBar().showMessage(message, 8000)
+        if state in (CaptureState.FAILED, CaptureState.ENDED, CaptureState.STOPPED):
+            self._end_alerts()
+        self.live_panel.show_failure(message if state is CaptureState.FAILED else "")
         self._update_live_actions()
 
     def _update_live_actions(self) -> None:
@@ -307,12 +369,38 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Nothing to save yet: start a source first.", 4000)
             return None
         try:
-            path = save_snapshot(result.image, result.faces, Path(self.settings.snapshot_dir), self.settings.blur_snapshots)
+            path = save_snapshot(result.image, result.faces, Path(self.settings.snapshot_dir), self.settings.blur_snapshots,
+                                 self.settings.label_min_confidence)
         except SnapshotError as exc:
             QMessageBox.warning(self, "Snapshot", str(exc))
             return None
         self.statusBar().showMessage(f"Snapshot saved to {path}", 6000)
         return path
+
+    def export_alerts(self) -> Path | None:
+        """The alert log to a CSV file the user picks (nothing is written otherwise)."""
+        return self._export_live("alerts.csv", "Export alerts", self.alert_log.write_csv, len(self.alert_log.entries), "alerts")
+
+    def export_counts(self) -> Path | None:
+        rows = len(self.minute_counts.rows())
+        return self._export_live("counts_per_minute.csv", "Export counts per minute", self.minute_counts.write_csv, rows, "minutes")
+
+    def _export_live(self, default: str, title: str, write, rows: int, what: str) -> Path | None:
+        if rows == 0:
+            QMessageBox.information(self, title, f"There is nothing to export yet: no {what} recorded since Start.")
+            return None
+        name, _ = QFileDialog.getSaveFileName(self, title, str(Path(self._last_dir()) / default), "CSV (*.csv)")
+        if not name:
+            return None
+        path = Path(name) if name.lower().endswith(".csv") else Path(name + ".csv")
+        try:
+            written = write(path)
+        except OSError as exc:
+            QMessageBox.warning(self, title, f"Could not write {path}: {exc.strerror or exc}")
+            return None
+        self._remember_dir(written.parent)
+        self.statusBar().showMessage(f"Exported {rows} {what} to {written}", 8000)
+        return written
 
     # ================================================================== model
 
@@ -341,6 +429,7 @@ class MainWindow(QMainWindow):
             self._set_settings(self.settings.with_model(pending))
             self._pending_model = None
             self.statusBar().showMessage(info.status_text(), 6000)
+        self._check_batch_stale()
 
     def on_model_failed(self, path: str, reason: str) -> None:
         self._pending_model = None
@@ -372,6 +461,7 @@ class MainWindow(QMainWindow):
         if new.alerts != old.alerts:
             self.live.set_alert_options(new.alerts)
         self._set_settings(replace(new, model_path=old.model_path))
+        self._check_batch_stale()
         if new.model_path != old.model_path:
             if new.model_path:
                 self.load_model(new.model_path)
@@ -381,6 +471,13 @@ class MainWindow(QMainWindow):
     def _set_settings(self, settings: AppSettings) -> None:
         self.settings = settings
         save_settings(self.store, settings)
+        self._apply_label_confidence()
+
+    def _apply_label_confidence(self) -> None:
+        value = self.settings.label_min_confidence
+        self.live_panel.view.set_min_confidence(value)
+        self.batch_panel.preview.set_min_confidence(value)
+        self.batch_panel.model.set_min_confidence(value)
 
     def _last_dir(self) -> str:
         return str(self.store.value("paths/last_dir", "") or Path.home())
@@ -434,6 +531,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("A batch is already running: cancel it first.", 5000)
             return False
         spec = AnalyzerSpec(self.settings.detector, self._classifier_path())
+        self.batch_spec = spec
+        self.batch_panel.set_stale("")
         self.tabs.setCurrentIndex(BATCH_TAB)
         self.batch_panel.model.clear()
         self.batch_panel.preview.clear()
@@ -457,12 +556,26 @@ class MainWindow(QMainWindow):
     def on_batch_finished(self, summary: BatchSummary) -> None:
         self.batch_panel.set_running(False)
         self.batch_panel.set_progress(summary.done, summary.files)
-        text = summary.describe().splitlines()
-        self.batch_panel.hint.setText(" · ".join(text))
+        self.batch_panel.fit_columns()
+        text = batch_summary_text(summary, self.batch_panel.model.results)
+        self.batch_panel.hint.setText(text)
         if summary.files == 0:
             self.statusBar().showMessage("No photos found there.", 6000)
         else:
-            self.statusBar().showMessage(("Cancelled: " if summary.interrupted else "Done: ") + text[0], 8000)
+            self.statusBar().showMessage(("Cancelled: " if summary.interrupted else "Done: ") + text.split(" · ")[0], 8000)
+        self._check_batch_stale()
+
+    def _check_batch_stale(self) -> None:
+        """Say so when the table's results were made with other detector settings or model."""
+        spec = self.batch_spec
+        if spec is None:
+            return
+        reasons = []
+        if spec.detector != self.settings.detector:
+            reasons.append("face detector settings changed")
+        if spec.classifier_path != self._classifier_path():
+            reasons.append("another model")
+        self.batch_panel.set_stale(", ".join(reasons))
 
     def on_batch_failed(self, message: str) -> None:
         self.batch_panel.set_running(False)
@@ -521,7 +634,9 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Export", f"Could not export: {exc}")
             return None
         self._remember_dir(written.parent)
-        self.statusBar().showMessage(f"Exported {len(results)} images to {written}", 8000)
+        shown = self.batch_panel.filter.currentText()
+        note = "" if not self.batch_panel.filter.currentData() else f" (the filter \"{shown}\" only changes what the table shows)"
+        self.statusBar().showMessage(f"Exported all {len(results)} images to {written}{note}", 8000)
         return written
 
     # ================================================================== help
@@ -534,5 +649,5 @@ class MainWindow(QMainWindow):
             "<p>Finds every face and tells whether the mask is worn properly, wrongly or not at all, "
             "with gender and age group. Runs on this computer only: no network calls, and no frame or "
             "face is saved unless you take a snapshot.</p>"
-            f"<h4>Classifier model</h4>{info.card_html()}",
+            f"<h4>Classifier model</h4>{info.card_html()}{DETECTOR_HTML}",
         )

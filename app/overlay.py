@@ -10,12 +10,11 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
 
 from core.analyzer import Face
 from core.draw import MASK_COLOURS
-from core.labels import Age, Gender, Mask
+from core.labels import Gender, Mask, age_group_texts
 from core.live import TrackedFace
 
 MASK_TEXT = {Mask.WEAR: "Mask ✓", Mask.INCORRECT: "Mask wrong", Mask.NOT_WEAR: "No mask"}
 GENDER_TEXT = {Gender.MALE: "M", Gender.FEMALE: "F"}
-AGE_TEXT = {Age.UNDER_30: "<30", Age.FROM_30_TO_59: "30–59", Age.OVER_60: "60+"}
 
 
 def mask_colour(mask: Mask | None) -> QColor:
@@ -24,15 +23,33 @@ def mask_colour(mask: Mask | None) -> QColor:
     return QColor(r, g, b)
 
 
-def face_caption(face: Face) -> str:
+#: Shown for a gender or age the classifier is not sure of (below the Settings threshold).
+UNSURE = "?"
+
+
+def gender_text(face: Face, min_confidence: float = 0.0) -> str:
+    """"M" / "F", or "?" when the classifier's confidence is below `min_confidence` ("" without a verdict)."""
+    if face.gender is None:
+        return ""
+    return GENDER_TEXT[face.gender.label] if face.gender.confidence >= min_confidence else UNSURE
+
+
+def age_text(face: Face, min_confidence: float = 0.0) -> str:
+    if face.age is None:
+        return ""
+    return age_group_texts(face.age_boundary)[face.age.label] if face.age.confidence >= min_confidence else UNSURE
+
+
+def face_caption(face: Face, min_confidence: float = 0.0) -> str:
     """e.g. "Mask ✓ · F · 30–59 (0.93)"; "face (0.99)" when no classifier is loaded. A tracked
-    face (live view) starts with its track id, e.g. "#3 Mask ✓ · …", and its labels are smoothed."""
+    face (live view) starts with its track id, e.g. "#3 Mask ✓ · …", and its labels are smoothed.
+    A gender or age guessed with less than `min_confidence` reads "?" rather than a fact."""
     prefix = f"#{face.track_id} " if isinstance(face, TrackedFace) else ""
     if face.mask is None or face.gender is None or face.age is None:
         return f"{prefix}face ({face.det_score:.2f})"
     return (
-        f"{prefix}{MASK_TEXT[face.mask.label]} · {GENDER_TEXT[face.gender.label]} · "
-        f"{AGE_TEXT[face.age.label]} ({face.mask.confidence:.2f})"
+        f"{prefix}{MASK_TEXT[face.mask.label]} · {gender_text(face, min_confidence)} · "
+        f"{age_text(face, min_confidence)} ({face.mask.confidence:.2f})"
     )
 
 
@@ -50,11 +67,14 @@ def paint_faces(
     offset: QPointF = QPointF(0, 0),
     emphasised: Collection[int] = (),
     font_px: float = 13.0,
+    top_limit: float = 0.0,
+    min_confidence: float = 0.0,
 ) -> None:
     """Boxes and captions for `faces` given in image pixels; the view maps them with scale/offset.
 
     Faces in `emphasised` (alerting, or the selected row) get a thicker box. Captions keep a
-    fixed on-screen size whatever the zoom, and flip below the box at the top edge.
+    fixed on-screen size whatever the zoom, and flip below the box where they would rise above
+    `top_limit` (the picture's top edge).
     """
     painter.save()
     painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
@@ -71,10 +91,10 @@ def paint_faces(
         painter.setPen(pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRect(box)
-        text = face_caption(face)
+        text = face_caption(face, min_confidence)
         width = metrics.horizontalAdvance(text) + 8
         height = metrics.height() + 4
-        top = box.top() - height if box.top() - height >= 0 else box.bottom()
+        top = box.top() - height if box.top() - height >= top_limit else box.bottom()
         label = QRectF(box.left(), top, width, height)
         painter.fillRect(label, colour)
         painter.setPen(QColor(255, 255, 255))

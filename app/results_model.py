@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QRegularExpression, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor
 
-from app.overlay import AGE_TEXT, GENDER_TEXT, MASK_TEXT, mask_colour
+from app.overlay import MASK_TEXT, age_text, gender_text, mask_colour
 from core.batch import ImageResult
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -46,6 +46,7 @@ class ResultsTableModel(QAbstractTableModel):
         super().__init__(parent)
         self.results: list[ImageResult] = []
         self._rows: list[RowRef] = []
+        self.min_confidence = 0.0  # gender and age below this read "?" (Settings)
 
     # ------------------------------------------------------------------ filling
 
@@ -77,6 +78,8 @@ class ResultsTableModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             return COLUMNS[section]
+        if role == Qt.ItemDataRole.ToolTipRole and orientation == Qt.Orientation.Horizontal and COLUMNS[section] == "Face":
+            return "Face number in the photo, from 0: the same as the face column of an exported CSV"
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
@@ -99,21 +102,26 @@ class ResultsTableModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return self._sort_value(column, result, face, ref)
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._text(column, result, face, ref)
+            return self._text(column, result, face, ref, self.min_confidence)
         return None
 
+    def set_min_confidence(self, value: float) -> None:
+        self.min_confidence = value
+        if self._rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(COLUMNS) - 1))
+
     @staticmethod
-    def _text(column: str, result: ImageResult, face, ref: RowRef) -> str:
+    def _text(column: str, result: ImageResult, face, ref: RowRef, min_confidence: float = 0.0) -> str:
         if column == "File":
             return result.path.name
         if column == "Status":
-            return {"face": "face", "no_face": "no face", "error": "error"}[result.status]
+            return {"face": "face", "no_face": "no face", "error": "unreadable"}[result.status]
         if column == "Message":
             return result.error or result.warning or ""
         if face is None:
             return ""
         if column == "Face":
-            return str(ref.face + 1)
+            return str(ref.face)  # numbered from 0, as in the exported CSV's face column
         if column == "Detection":
             return f"{face.det_score:.2f}"
         if face.mask is None or face.gender is None or face.age is None:
@@ -121,8 +129,8 @@ class ResultsTableModel(QAbstractTableModel):
         return {
             "Mask": MASK_TEXT[face.mask.label],
             "Confidence": f"{face.mask.confidence:.2f}",
-            "Gender": GENDER_TEXT[face.gender.label],
-            "Age": AGE_TEXT[face.age.label],
+            "Gender": gender_text(face, min_confidence),
+            "Age": age_text(face, min_confidence),
             "Class": str(face.class_id),
         }[column]
 

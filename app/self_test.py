@@ -22,6 +22,8 @@ import numpy as np
 
 #: How long the window's inference thread may take to load the models.
 WINDOW_MODEL_TIMEOUT_S = 120.0
+#: Seconds of video the self-test plays in the window (app/soak.py; bench/soak.py runs it for hours).
+SOAK_SECONDS = 6.0
 #: The platform plugin a desktop session needs, per OS (the offscreen one is not enough for users).
 NATIVE_PLATFORM_PLUGIN = {"linux": "xcb", "win32": "windows", "darwin": "cocoa"}
 
@@ -38,6 +40,18 @@ def describe_face(index: int, face) -> str:
         if head is not None:
             parts.append(f"{kind} {head.name} ({head.confidence:.2f})")
     return " · ".join(parts)
+
+
+def check_toolkit(out: TextIO) -> None:
+    """The GUI toolkit is not a release known to crash the app (app/toolkit.py)."""
+    from PySide6 import __version__ as pyside_version
+
+    from app.toolkit import toolkit_problem
+
+    problem = toolkit_problem(pyside_version)
+    if problem:
+        raise SelfTestError(problem)
+    print(f"ok toolkit: PySide6 {pyside_version} on Python {sys.version_info[0]}.{sys.version_info[1]}", file=out)
 
 
 def check_models(out: TextIO):
@@ -179,6 +193,21 @@ def check_window(workdir: Path, out: TextIO) -> None:
         window.close()
 
 
+def check_soak(workdir: Path, out: TextIO, seconds: float = SOAK_SECONDS) -> None:
+    """Play a clip of the sample scenes in the window for a few seconds: frames keep coming, the
+    threads stay up, and the GUI toolkit does not leak references to None (the 6.12.0 crash)."""
+    from app.soak import run_soak
+
+    report = run_soak(seconds, workdir, sample_every_s=1.0)
+    if report.problems:
+        raise SelfTestError(f"the live view failed a {seconds:.0f} s soak: {'; '.join(report.problems)}")
+    print(
+        f"ok soak: {seconds:.0f} s of video, {report.frames_shown} frames shown, "
+        f"None refs {-report.none_drift:+d}, RSS {report.rss_growth_mib:+.1f} MiB",
+        file=out,
+    )
+
+
 def run_self_test(out: TextIO = sys.stdout) -> int:
     """Run every check; 0 when all pass, 1 (with the reason on stderr) at the first failure."""
     os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any QApplication: no display needed
@@ -188,11 +217,13 @@ def run_self_test(out: TextIO = sys.stdout) -> int:
     print(f"mask-checker self-test ({frozen}, assets in {assets_dir()})", file=out)
     try:
         with tempfile.TemporaryDirectory(prefix="mask-checker-self-test-") as tmp:
+            check_toolkit(out)
             analyzer = check_models(out)
             faces = check_samples(analyzer, out)
             check_video(Path(tmp), out)
             check_native_platform_plugin(out)
             check_window(Path(tmp), out)
+            check_soak(Path(tmp), out)
     except SelfTestError as exc:
         print(f"self-test FAILED: {exc}", file=sys.stderr)
         return 1

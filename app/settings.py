@@ -32,6 +32,8 @@ class AppSettings:
     snapshot_dir: str = field(default_factory=default_snapshot_dir)
     blur_snapshots: bool = False
     batch_recursive: bool = True
+    #: Gender and age guessed with less confidence than this are shown as "?" (captions, table).
+    label_min_confidence: float = 0.6
 
     def with_model(self, path: str) -> AppSettings:
         return replace(self, model_path=path)
@@ -75,6 +77,7 @@ def load_settings(store: QSettings) -> AppSettings:
         snapshot_dir=_get(store, "snapshot/folder", defaults.snapshot_dir, str) or defaults.snapshot_dir,
         blur_snapshots=_get(store, "snapshot/blur_faces", defaults.blur_snapshots, bool),
         batch_recursive=_get(store, "batch/recursive", defaults.batch_recursive, bool),
+        label_min_confidence=min(1.0, max(0.0, _get(store, "captions/min_confidence", defaults.label_min_confidence, float))),
     )
 
 
@@ -89,4 +92,5 @@ def save_settings(store: QSettings, settings: AppSettings) -> None:
     store.setValue("snapshot/folder", settings.snapshot_dir)
     store.setValue("snapshot/blur_faces", settings.blur_snapshots)
     store.setValue("batch/recursive", settings.batch_recursive)
+    store.setValue("captions/min_confidence", settings.label_min_confidence)
     store.sync()

@@ -73,8 +73,14 @@ class SettingsDialog(QDialog):
         form = QFormLayout(alerts)
         form.addRow(self.alerts_enabled)
         form.addRow("After", self.alert_frames)
-        form.addRow("At most one every", self.alert_cooldown)
+        form.addRow("Same person at most once every", self.alert_cooldown)
         form.addRow(self.alert_beep)
+
+        self.label_confidence = _threshold_box(settings.label_min_confidence)
+        self.label_confidence.setToolTip("Below this the classifier is guessing: its gender or age is shown as \"?\".")
+        captions = QGroupBox("Captions")
+        form = QFormLayout(captions)
+        form.addRow("Show gender and age from confidence", self.label_confidence)
 
         self.snapshot_dir = QLineEdit(settings.snapshot_dir)
         browse_dir = QPushButton("Browse…")
@@ -96,7 +102,7 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        for widget in (detector, model, alerts, files, buttons):
+        for widget in (detector, model, alerts, captions, files, buttons):
             layout.addWidget(widget)
 
     def _browse_model(self) -> None:
@@ -126,4 +132,5 @@ class SettingsDialog(QDialog):
             snapshot_dir=self.snapshot_dir.text().strip() or self._initial.snapshot_dir,
             blur_snapshots=self.blur.isChecked(),
             batch_recursive=self.recursive.isChecked(),
+            label_min_confidence=self.label_confidence.value(),
         )

@@ -38,11 +38,11 @@ def blur_faces(image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
     return out
 
 
-def render_annotated(image: np.ndarray, faces: Sequence[Face], blur: bool = False) -> QImage:
-    """The frame at full size with the same overlay the view shows."""
+def render_annotated(image: np.ndarray, faces: Sequence[Face], blur: bool = False, min_confidence: float = 0.0) -> QImage:
+    """The frame at full size with the same overlay the view shows (unsure guesses as "?")."""
     picture = bgr_to_qimage(blur_faces(image, faces) if blur else image)
     painter = QPainter(picture)
-    paint_faces(painter, faces, font_px=max(12.0, min(picture.width(), picture.height()) / 40))
+    paint_faces(painter, faces, font_px=max(12.0, min(picture.width(), picture.height()) / 40), min_confidence=min_confidence)
     painter.end()
     return picture
 
@@ -51,10 +51,11 @@ def snapshot_name(now: datetime | None = None) -> str:
     return f"mask-checker-{(now or datetime.now()).strftime('%Y%m%d-%H%M%S-%f')[:-3]}.png"
 
 
-def save_snapshot(image: np.ndarray, faces: Sequence[Face], folder: Path, blur: bool = False) -> Path:
+def save_snapshot(image: np.ndarray, faces: Sequence[Face], folder: Path, blur: bool = False,
+                  min_confidence: float = 0.0) -> Path:
     """Write the annotated frame as PNG into `folder`; a reader never sees a half-written file."""
     target = Path(folder) / snapshot_name()
-    picture = render_annotated(image, faces, blur)
+    picture = render_annotated(image, faces, blur, min_confidence)
     try:
         with atomic_path(target) as tmp:
             if not picture.save(str(tmp), "PNG"):

@@ -28,8 +28,8 @@ from core.crop import crop_face, to_input  # noqa: E402
 from core.labels import LABEL_NAMES  # noqa: E402
 from core.metadata import ModelMetadata  # noqa: E402
 from core.ort import thread_policy  # noqa: E402
-from training.export import export_classifier  # noqa: E402
-from training.model import MaskClassifier  # noqa: E402
+from training.export.onnx import export_classifier  # noqa: E402
+from training.classifier.model import MaskClassifier  # noqa: E402
 
 
 def timed(run, frames) -> list[float]:

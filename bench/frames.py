@@ -1,6 +1,7 @@
 """Benchmark material built from the real photos in ../shared/data (never copied into the repo)."""
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,3 +120,103 @@ def moving_faces_clip(frames: int = 300, size: tuple[int, int] = (640, 480), see
         else:
             _paste(frame, sprites[0], width * (0.2 + 0.5 * t), height * (0.35 + 0.25 * t), 90 + 180 * _smoothstep(t))
         yield frame
+
+
+# ----------------------------------------------------------------- single-shot clips for tracking and idle cost
+
+#: Real scenes for the zoom and pan clips: several people (bare and masked), faces 45-130 px at 640x480.
+ZOOM_SCENE = "maksssksksss21.jpg"
+PAN_SCENE = "maksssksksss704.jpg"
+#: A street scene whose faces are painted out (inpainted) for the empty-scene clip.
+EMPTY_SCENE = "maksssksksss551.jpg"
+#: The face walking into the empty scene: its side and its speed (px per frame).
+ENTERING_SIDE = 110
+ENTERING_SPEED = 6.0
+
+
+def _scene(name: str) -> np.ndarray:
+    path = DATA / "face_mask_853" / "images" / name
+    image = cv2.imread(str(path))
+    if image is None:
+        raise FileNotFoundError(f"{path} is not a readable image")
+    return image
+
+
+def _window(scene: np.ndarray, cx: float, cy: float, win_w: float, size: tuple[int, int]) -> np.ndarray:
+    """The part of `scene` seen through a window `win_w` scene pixels wide (aspect of `size`),
+    centred at (cx, cy) but kept inside the picture, resized to `size`."""
+    width, height = size
+    h, w = scene.shape[:2]
+    win_w = min(win_w, w, h * width / height)
+    win_h = win_w * height / width
+    x0 = float(np.clip(cx - win_w / 2, 0, w - win_w))
+    y0 = float(np.clip(cy - win_h / 2, 0, h - win_h))
+    k = width / win_w
+    matrix = np.array([[k, 0, -x0 * k], [0, k, -y0 * k]])
+    return cv2.warpAffine(scene, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def zoom_clip(frames: int = 90, size: tuple[int, int] = (640, 480), scene: str = ZOOM_SCENE,
+              zoom: float = 1.8, target: tuple[float, float] = (0.55, 0.4)) -> Iterator[np.ndarray]:
+    """A camera zooming in at a steady rate on a real scene, from the whole picture to `zoom`x
+    around `target` (fractions of the picture): every face grows and slides outwards, and the
+    outer ones leave the frame."""
+    image = _scene(scene)
+    h, w = image.shape[:2]
+    full_w = min(w, h * size[0] / size[1])
+    for i in range(frames):
+        t = i / max(1, frames - 1)
+        k = zoom ** t  # constant zoom rate
+        cx = w / 2 + (target[0] * w - w / 2) * (1 - 1 / k) / (1 - 1 / zoom)
+        cy = h / 2 + (target[1] * h - h / 2) * (1 - 1 / k) / (1 - 1 / zoom)
+        yield _window(image, cx, cy, full_w / k, size)
+
+
+def pan_clip(frames: int = 90, size: tuple[int, int] = (640, 480), scene: str = PAN_SCENE,
+             zoom: float = 1.6) -> Iterator[np.ndarray]:
+    """A camera panning at a steady rate across a real scene seen `zoom`x closer than the whole
+    picture: faces enter on one side, cross the frame and leave on the other."""
+    image = _scene(scene)
+    h, w = image.shape[:2]
+    win_w = min(w, h * size[0] / size[1]) / zoom
+    for i in range(frames):
+        t = i / max(1, frames - 1)
+        yield _window(image, win_w / 2 + t * (w - win_w), h / 2, win_w, size)
+
+
+def empty_scene(size: tuple[int, int] = (640, 480), scene: str = EMPTY_SCENE) -> np.ndarray:
+    """A real street scene with its labelled faces painted out (OpenCV inpainting): the texture
+    of a busy place with no face for the detector to find."""
+    image = _scene(scene)
+    mask = np.zeros(image.shape[:2], np.uint8)
+    with open(DATA / "face_mask_853" / "boxes.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["path"] == f"images/{scene}":
+                x1, y1, x2, y2 = (int(row[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
+                pad_x, pad_y = (x2 - x1) * 0.35, (y2 - y1) * 0.35
+                cv2.rectangle(mask, (int(x1 - pad_x), int(y1 - pad_y)), (int(x2 + pad_x), int(y2 + pad_y)), 255, -1)
+    painted = cv2.inpaint(image, mask, 7, cv2.INPAINT_TELEA)
+    return cv2.resize(painted, size, interpolation=cv2.INTER_LINEAR)
+
+
+def entering_clip(frames: int = 150, enter_at: int = 90, size: tuple[int, int] = (640, 480),
+                  seed: int = 0, noise: float = 2.0) -> Iterator[np.ndarray]:
+    """An empty scene from a still camera (sensor noise of `noise` grey levels) for `enter_at`
+    frames, then one bare face (a UTKFace photo) walking in from the left edge, 110 px wide, 6 px
+    a frame. Its first frame fully inside the picture is `entering_full_frame(enter_at)`."""
+    rng = np.random.default_rng(seed)
+    backdrop = empty_scene(size).astype(np.float32)
+    bare = sorted((DATA / "utkface" / "images").glob("*.jpg"))
+    sprite = _sprite(bare[int(rng.integers(len(bare)))])
+    for i in range(frames):
+        frame = np.clip(backdrop + rng.normal(0.0, noise, backdrop.shape), 0, 255).astype(np.uint8)
+        if i >= enter_at:
+            cx = -ENTERING_SIDE / 2 + ENTERING_SPEED * (i - enter_at + 1)
+            _paste(frame, sprite, cx, size[1] * 0.45, ENTERING_SIDE)
+        yield frame
+
+
+
+def entering_full_frame(enter_at: int) -> int:
+    """The first frame of `entering_clip` in which the whole face is inside the picture."""
+    return enter_at - 1 + int(np.ceil(ENTERING_SIDE / ENTERING_SPEED))

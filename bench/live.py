@@ -15,7 +15,16 @@ The classifier is the shipped model's trunk with random weights, the same networ
 ratios against (a), and the recall of (c) against (b)'s faces (IoU >= 0.5, over the whole clip);
 exits 1 when that recall is below --min-recall.
 
+Then the idle cost, on a second clip (bench/frames.py's entering_clip: a real street scene with
+its faces painted out, from a still camera with sensor noise, until a person walks in from the
+left): (c) as it runs now against (c) with idle_skip=False (a full search on every frame while
+nobody is in view, the pipeline before idle_skip), frame by frame in the same run. Prints the CPU
+time per empty frame of each (process time: every thread onnxruntime uses) and the frames from
+the person's first step in until their first confirmed box; exits 1 when the idle CPU is above
+--max-idle-ratio of the baseline's or the box comes later.
+
     .venv/bin/python bench/live.py [--seconds 10] [--threads 2] [--detect-every 10] [--classify-every 5]
+    .venv/bin/python bench/live.py --idle-only
 """
 from __future__ import annotations
 
@@ -34,7 +43,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from bench.frames import moving_faces_clip  # noqa: E402
+from bench.frames import entering_clip, entering_full_frame, moving_faces_clip  # noqa: E402
 from core.ort import ThreadPolicy, set_thread_policy, thread_policy  # noqa: E402
 from core.tracker import associate  # noqa: E402
 
@@ -54,13 +63,15 @@ class Run:
         return statistics.fmean(self.times)
 
 
-def write_clip(path: Path, frames: int, fps: float, seed: int) -> Path:
-    """The bench clip as an MJPG .avi (what a camera or a file source hands the app)."""
+def write_clip(path: Path, frames: int, fps: float, seed: int, clip=None) -> Path:
+    """The bench clip (or `clip`, an iterator of `frames` frames) as an MJPG .avi (what a camera
+    or a file source hands the app)."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, SIZE)
     if not writer.isOpened():
         raise SystemExit("OpenCV cannot write an MJPG video here")
+    clip = clip if clip is not None else moving_faces_clip(frames, SIZE, seed)
     try:
-        for frame in tqdm(moving_faces_clip(frames, SIZE, seed), total=frames, desc="writing clip", unit="frame"):
+        for frame in tqdm(clip, total=frames, desc=f"writing {path.name}", unit="frame"):
             writer.write(frame)
     finally:
         writer.release()
@@ -105,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classify-every", type=int, default=None, help="(c): classify each track every n frames")
     parser.add_argument("--min-recall", type=float, default=0.95, help="fail below this recall of (c) against (b)")
     parser.add_argument("--keep-video", type=Path, default=None, help="also keep the generated clip at this path")
+    parser.add_argument("--empty-seconds", type=float, default=4.0, help="idle clip: seconds before the person walks in (default 4)")
+    parser.add_argument("--max-idle-ratio", type=float, default=1 / 3,
+                        help="fail when idle CPU per frame is above this share of the baseline's (default 1/3)")
+    parser.add_argument("--idle-only", action="store_true", help="only the idle-cost comparison (no torch needed)")
     args = parser.parse_args(argv)
 
     # One thread policy for the process, set before any session or torch op exists. Torch's
@@ -112,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     # machine spinning threads made the reference several times slower at 2 threads.
     set_thread_policy(ThreadPolicy(intra_op_threads=args.threads))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    workdir = Path(tempfile.mkdtemp(prefix="bench_live_"))
+    if args.idle_only:
+        return idle_bench(args, workdir)
     import torch
 
     from bench.analyzer import ReferencePipeline, bench_classifier, describe, p95
@@ -120,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     from core.live import LiveAnalyzer
 
     torch.set_num_threads(args.threads)
-    workdir = Path(tempfile.mkdtemp(prefix="bench_live_"))
     count = max(3, round(args.seconds * args.fps))
     video = write_clip(args.keep_video or workdir / "clip.avi", count, args.fps, args.seed)
     frames = read_clip(video)
@@ -171,8 +188,62 @@ def main(argv: list[str] | None = None) -> int:
     keeps_up = c.mean < period
     print(f"(c) keeps up with {args.fps:g} fps: {'yes' if keeps_up else 'no'} (mean {c.mean * 1000:.1f} ms per frame, "
           f"a frame every {period * 1000:.1f} ms; p95 {p95(c.times) * 1000:.1f} ms)")
+    status = idle_bench(args, workdir, analyzer)
     if rate < args.min_recall:
         print(f"FAIL: recall {rate:.3f} < {args.min_recall}")
+        return 1
+    return status
+
+
+def idle_bench(args: argparse.Namespace, workdir: Path, analyzer=None) -> int:
+    """Idle CPU per frame and frames until a person walking in is boxed: now against the
+    baseline (idle_skip=False), interleaved frame by frame."""
+    from dataclasses import replace
+
+    from core.analyzer import FaceAnalyzer
+    from core.config import AnalyzerConfig, DetectorConfig, LiveConfig
+    from core.live import LiveAnalyzer
+
+    if analyzer is None:
+        analyzer = FaceAnalyzer(AnalyzerConfig(detector=DetectorConfig(min_face_size=args.min_face)))
+    enter_at = max(10, round(args.empty_seconds * args.fps))
+    count = enter_at + round(2.0 * args.fps)
+    video = write_clip(workdir / "entering.avi", count, args.fps, args.seed, entering_clip(count, enter_at, SIZE, args.seed))
+    frames = read_clip(video)
+    now = LiveConfig()
+    pipelines = {"baseline (idle_skip=False)": LiveAnalyzer(analyzer, replace(now, idle_skip=False)),
+                 "now": LiveAnalyzer(analyzer, now)}
+    cpu: dict[str, list[float]] = {name: [] for name in pipelines}
+    wall: dict[str, list[float]] = {name: [] for name in pipelines}
+    first: dict[str, int | None] = {name: None for name in pipelines}
+    for live in pipelines.values():  # warm-up, then start afresh
+        live.process(frames[0])
+        live.reset()
+    for i, frame in enumerate(tqdm(frames, desc="idle: baseline, now per frame", unit="frame")):
+        for name, live in pipelines.items():
+            start_cpu, start = time.process_time(), time.perf_counter()
+            faces = live.process(frame)
+            cpu[name].append(time.process_time() - start_cpu)
+            wall[name].append(time.perf_counter() - start)
+            if i >= enter_at and first[name] is None and any(f.confirmed for f in faces):
+                first[name] = i - enter_at
+    print(f"idle: {enter_at} frames of an empty street (faces painted out, still camera, sensor noise), then a "
+          f"person walks in from the left (wholly in view {entering_full_frame(enter_at) - enter_at} frames later)")
+    empty = slice(1, enter_at)
+    for name in pipelines:
+        print(f"  {name:28s} CPU {statistics.fmean(cpu[name][empty]) * 1000:6.2f} ms per empty frame "
+              f"(wall {statistics.fmean(wall[name][empty]) * 1000:6.2f} ms); first box "
+              f"{first[name] if first[name] is not None else 'never'} frames after the first step in; "
+              f"{pipelines[name].counters.full_detections} full searches in {len(frames)} frames")
+    base, new = (statistics.fmean(cpu[name][empty]) for name in pipelines)
+    ratio = new / base if base > 0 else 0.0
+    print(f"  idle CPU now / baseline: {ratio:.3f} (must be <= {args.max_idle_ratio:.3f})")
+    b_first, n_first = first.values()
+    if ratio > args.max_idle_ratio:
+        print(f"FAIL: idle CPU ratio {ratio:.3f} > {args.max_idle_ratio:.3f}")
+        return 1
+    if n_first is None or (b_first is not None and n_first > b_first):
+        print(f"FAIL: the person is boxed later than by the baseline ({n_first} vs {b_first} frames)")
         return 1
     return 0
 

@@ -31,13 +31,13 @@ from bench.frames import DATA  # noqa: E402
 from core.crop import crop_face  # noqa: E402
 from core.imageio import load_image  # noqa: E402
 from core.mtcnn import MTCNN  # noqa: E402
-from training.augment import AugmentConfig, augment  # noqa: E402
-from training.cache import Cache  # noqa: E402
+from training.classifier.augment import AugmentConfig, augment  # noqa: E402
+from training.data.cache import Cache  # noqa: E402
 from training.config import PrepareConfig  # noqa: E402
-from training.data import CropDataset, target_matrix  # noqa: E402
-from training.losses import MultiHeadLoss  # noqa: E402
-from training.prepare import find_face, prepare  # noqa: E402
-from training.train import build_model  # noqa: E402
+from training.classifier.dataset import CropDataset, target_matrix  # noqa: E402
+from training.classifier.losses import MultiHeadLoss  # noqa: E402
+from training.data.prepare import find_face, prepare  # noqa: E402
+from training.classifier.model import build_model  # noqa: E402
 
 
 class OnTheFly(CropDataset):

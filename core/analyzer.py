@@ -4,14 +4,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from enum import IntEnum
-from pathlib import Path
 
 import numpy as np
 
-from core.classifier import Classifier, HeadProbabilities
-from core.config import AnalyzerConfig, DetectorConfig
+from core.classifier import Classifier, HeadProbabilities, valid_probabilities
+from core.config import AnalyzerConfig, DetectorConfig, shipped_classifier
 from core.crop import crop_face
-from core.labels import LABEL_NAMES, Age, Gender, Mask, encode_class
+from core.labels import LABEL_NAMES, OLD_AGE, Age, Gender, Mask, encode_class
 from core.mtcnn import MTCNN, Detection
 
 log = logging.getLogger(__name__)
@@ -34,9 +33,12 @@ class HeadResult:
         return LABEL_NAMES[head][int(self.label)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Face:
-    """A detected face; the three heads are None when no classifier is loaded."""
+    """A detected face; the three heads are None when no classifier is loaded.
+
+    eq=False: equal by identity (it holds arrays, which have no single truth value), so `==`,
+    `in` and hashing work as for any object."""
 
     box: np.ndarray  # (4,) x1, y1, x2, y2 in pixels
     landmarks: np.ndarray  # (5, 2) eyes, nose, mouth corners
@@ -44,6 +46,7 @@ class Face:
     mask: HeadResult | None = None
     gender: HeadResult | None = None
     age: HeadResult | None = None
+    age_boundary: int = OLD_AGE  # the classifier's start of the oldest group (its metadata)
 
     @property
     def class_id(self) -> int | None:
@@ -57,13 +60,26 @@ class Face:
         return float(max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1]))
 
 
-def _head(enum: type[IntEnum], probs: np.ndarray) -> HeadResult:
+def scaled(face: Face, factor: float) -> Face:
+    """The same face with its box and landmarks multiplied by `factor` (to another image size)."""
+    if factor == 1:
+        return face
+    return replace(face, box=face.box * np.float32(factor), landmarks=face.landmarks * np.float32(factor))
+
+
+def _head(enum: type[IntEnum], probs: np.ndarray) -> HeadResult | None:
+    """The head's verdict; None when the network gave no probabilities (NaN, inf): no label
+    is better than the first label, which is what argmax makes of NaN."""
+    if not valid_probabilities(probs):
+        return None
     return HeadResult(enum(int(np.argmax(probs))), tuple(float(p) for p in probs))
 
 
-def _labelled(box: np.ndarray, landmarks: np.ndarray, score: float, probs: HeadProbabilities, i: int) -> Face:
-    """The Face of row i of a batched prediction."""
-    return Face(box, landmarks, score, _head(Mask, probs.mask[i]), _head(Gender, probs.gender[i]), _head(Age, probs.age[i]))
+def _labelled(box: np.ndarray, landmarks: np.ndarray, score: float, probs: HeadProbabilities, i: int, age_boundary: int) -> Face:
+    """The Face of row i of a batched prediction (a head without valid probabilities: None)."""
+    return Face(
+        box, landmarks, score, _head(Mask, probs.mask[i]), _head(Gender, probs.gender[i]), _head(Age, probs.age[i]), age_boundary,
+    )
 
 
 class FaceAnalyzer:
@@ -79,11 +95,7 @@ class FaceAnalyzer:
     @classmethod
     def with_default_models(cls, detector: DetectorConfig | None = None) -> FaceAnalyzer:
         """The shipped detector and, when present, the shipped classifier (else detection only)."""
-        config = AnalyzerConfig(detector=detector or DetectorConfig())
-        if config.classifier_path is not None and not Path(config.classifier_path).exists():
-            log.warning("no classifier at %s: faces are found but not classified", config.classifier_path)
-            config = replace(config, classifier_path=None)
-        return cls(config)
+        return cls(AnalyzerConfig(detector=detector or DetectorConfig(), classifier_path=shipped_classifier()))
 
     def set_classifier(self, classifier: Classifier | None) -> None:
         """Swap the classifier; the caller loads (and so validates) the new one first."""
@@ -98,12 +110,17 @@ class FaceAnalyzer:
         if self.classifier is None or not detections:
             return [Face(d.box, d.landmarks, d.score) for d in detections]
         probs = self._predict(image_bgr, [d.box for d in detections])
-        return [_labelled(d.box, d.landmarks, d.score, probs, i) for i, d in enumerate(detections)]
+        return [_labelled(d.box, d.landmarks, d.score, probs, i, self.age_boundary) for i, d in enumerate(detections)]
 
     def classify_box(self, image_bgr: np.ndarray, box: np.ndarray) -> Face:
         """A Face for a box that did not come from the detector (e.g. a fallback centre crop)."""
         probs = self._predict(image_bgr, [box])
-        return _labelled(np.asarray(box, dtype=np.float32), np.zeros((5, 2), np.float32), 0.0, probs, 0)
+        return _labelled(np.asarray(box, dtype=np.float32), np.zeros((5, 2), np.float32), 0.0, probs, 0, self.age_boundary)
+
+    @property
+    def age_boundary(self) -> int:
+        """Where the loaded classifier's oldest age group starts (60 unless it was trained otherwise)."""
+        return self.classifier.metadata.age_boundary if self.classifier is not None else OLD_AGE
 
     def _predict(self, image_bgr: np.ndarray, boxes: list[np.ndarray]) -> HeadProbabilities:
         classifier = self.classifier

@@ -2,29 +2,34 @@
 
 Decoding runs in a small thread pool ahead of the analysis, so the classifier never waits for
 the disk. A broken file becomes an error row; nothing stops the batch, and an interrupted run
-still leaves valid output files holding every image done so far.
+still leaves valid output files holding every image done so far. Outputs are checked before the
+first image (a folder that cannot be written fails at once, not after the work), and a photo
+over `BatchOptions.fit_pixels` is analysed as a copy shrunk to that size would be (decoded
+small where the format allows), so one photo takes no more memory than a photo of that size.
 """
 from __future__ import annotations
 
 import csv
 import json
 import logging
+import shutil
+import tempfile
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
-from core.analyzer import Face, FaceAnalyzer, HeadResult
+from core.analyzer import Face, FaceAnalyzer, HeadResult, scaled
 from core.atomic import atomic_open, atomic_path
 from core.draw import draw_faces
-from core.files import FileEntry, find_images
-from core.imageio import DEFAULT_MAX_PIXELS, ImageReadError, LoadedImage, load_image
+from core.files import FileEntry, find_images, has_undecodable_name, path_text, resolved
+from core.imageio import DEFAULT_MAX_PIXELS, LARGE_PICTURES, ImageReadError, LoadedImage, load_image, os_reason
 from core.labels import LABEL_NAMES, NUM_CLASSES
 
 log = logging.getLogger(__name__)
@@ -33,9 +38,22 @@ log = logging.getLogger(__name__)
 #: class of the competition's training set (mask worn, female, 30–59).
 DEFAULT_FALLBACK_CLASS = 4
 
+#: Photos over this many pixels are analysed shrunk to it, so none takes more memory than a 16 Mpx
+#: photo (about 0.7 GB); the smallest face found grows with the side (min face × 1.5 at 36 Mpx,
+#: × 2.5 at 100 Mpx). Phone photos (12 Mpx) and most cameras' are analysed at full size.
+DEFAULT_FIT_PIXELS = 16_000_000
+MAX_DECODE_WORKERS = 16  # each one keeps about two decoded photos waiting in memory
+
+NAME_WARNING = "file name is not valid UTF-8 (its undecodable bytes are shown as \\xNN)"
+
 
 class BatchError(ValueError):
     """The batch cannot start (bad output path, malformed info.csv); nothing was written."""
+
+
+class BatchOutputError(RuntimeError):
+    """An output could not be written during the run (disk full...); no output file was
+    replaced, so earlier results are kept."""
 
 
 @dataclass(frozen=True)
@@ -45,12 +63,16 @@ class BatchOptions:
     #: Classify a centred box when no face is found (used to fill a competition submission,
     #: whose photos are centred portraits).
     centre_fallback: bool = False
+    #: Photos over this many pixels are analysed shrunk to it (None: always at full size).
+    fit_pixels: int | None = DEFAULT_FIT_PIXELS
 
     def __post_init__(self) -> None:
         if self.max_pixels <= 0:
             raise BatchError("the pixel limit must be positive")
-        if self.decode_workers < 1:
-            raise BatchError("at least one decoding thread is needed")
+        if not 1 <= self.decode_workers <= MAX_DECODE_WORKERS:
+            raise BatchError(f"decoding threads must be within 1..{MAX_DECODE_WORKERS}")
+        if self.fit_pixels is not None and self.fit_pixels <= 0:
+            raise BatchError("the size photos are shrunk to must be positive")
 
 
 @dataclass
@@ -64,6 +86,7 @@ class ImageResult:
     width: int = 0
     height: int = 0
     fallback: Face | None = None  # the centred-box guess, when asked for and no face was found
+    scale: float = 1.0  # analysed shrunk to this fraction of its side (boxes are in full-size pixels)
 
     @property
     def status(self) -> str:
@@ -82,9 +105,9 @@ def centre_box(width: int, height: int) -> np.ndarray:
     return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], dtype=np.float32)
 
 
-def _load(path: Path, max_pixels: int) -> LoadedImage | str:
+def _load(path: Path, options: BatchOptions) -> LoadedImage | str:
     try:
-        return load_image(path, max_pixels=max_pixels)
+        return load_image(path, max_pixels=options.max_pixels, fit_pixels=options.fit_pixels)
     except ImageReadError as exc:
         return str(exc)
     except Exception as exc:  # a decoder bug or MemoryError on one file must not end the batch
@@ -103,7 +126,7 @@ def analyze_files(
     def submit_next() -> None:
         entry = next(entries, None)
         if entry is not None:
-            job = pool.submit(_load, entry.path, options.max_pixels) if entry.error is None else None
+            job = pool.submit(_load, entry.path, options) if entry.error is None else None
             pending.append((entry, job))
 
     try:
@@ -116,22 +139,56 @@ def analyze_files(
             if isinstance(loaded, str):
                 yield ImageResult(entry.path, error=loaded), None
                 continue
-            yield _analyze(entry.path, loaded, analyzer, options), loaded.image
+            with LARGE_PICTURES if loaded.scale < 1 else nullcontext():  # no large decode meanwhile
+                result = _analyze(entry.path, loaded, analyzer, options)
+            yield result, loaded.image
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _analyze(path: Path, loaded: LoadedImage, analyzer: FaceAnalyzer, options: BatchOptions) -> ImageResult:
-    image = loaded.image
-    result = ImageResult(path, warning=loaded.warning, width=image.shape[1], height=image.shape[0])
+    image, scale = loaded.image, loaded.scale
+    width, height = loaded.full_size
+    result = ImageResult(path, warning=loaded.warning, width=width, height=height, scale=scale)
     try:
-        result.faces = analyzer.analyze(image)
+        result.faces = [scaled(face, 1 / scale) for face in analyzer.analyze(image)]
         if not result.faces and options.centre_fallback and analyzer.classifier is not None:
-            result.fallback = analyzer.classify_box(image, centre_box(result.width, result.height))
+            box = centre_box(image.shape[1], image.shape[0])
+            result.fallback = scaled(analyzer.classify_box(image, box), 1 / scale)
     except Exception as exc:  # one bad image must not stop the batch; the row says what happened
-        log.exception("analysis failed for %s", path)
+        log.exception("analysis failed for %s", path_text(path))
         result.error = f"analysis failed: {exc}"
+    unlabelled = sum(f.class_id is None for f in result.faces) if analyzer.classifier is not None else 0
+    if unlabelled:
+        note = f"the classifier gave no valid probabilities for {unlabelled} face(s): left unlabelled"
+        result.warning = f"{result.warning}; {note}" if result.warning else note
     return result
+
+
+def result_message(result: ImageResult) -> str:
+    """The `message` column: why the file failed, or what to know about its result."""
+    message = result.error or result.warning or ""
+    if has_undecodable_name(result.path):
+        message = f"{message}; {NAME_WARNING}" if message else NAME_WARNING
+    return message
+
+
+def check_output_file(path: Path) -> None:
+    """Refuse now, before any image is analysed, an output file that could not be written."""
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise BatchError(f"{path_text(path)} is {kind}: name a file to write")
+    _check_writable_folder(path.parent, f"cannot write {path_text(path)}")
+
+
+def _check_writable_folder(folder: Path, what: str) -> None:
+    """Create `folder` if needed and write (then drop) an anonymous file in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise BatchError(f"{what}: {os_reason(exc)}") from None
 
 
 # ----------------------------------------------------------------------------------- outputs
@@ -166,8 +223,8 @@ def face_record(face: Face) -> dict[str, Any]:
 
 def result_rows(result: ImageResult) -> list[dict[str, Any]]:
     """One row per face; one row for an image with no face or that could not be read."""
-    base = {"file": str(result.path), "width": result.width or None, "height": result.height or None}
-    message = result.error or result.warning or ""
+    base = {"file": path_text(result.path), "width": result.width or None, "height": result.height or None}
+    message = result_message(result)
     if not result.faces:
         return [{**base, "face": None, "status": result.status, "message": message}]
     return [
@@ -182,6 +239,7 @@ class ResultOutput(Protocol):
     `partial_ok`: a stopped run still closes it (results so far); else a stop aborts it."""
 
     partial_ok: bool
+    path: Path  # the file (or folder) it writes
 
     def add(self, result: ImageResult, image: np.ndarray | None) -> None: ...
 
@@ -191,26 +249,33 @@ class ResultOutput(Protocol):
 
 
 class CsvResults:
-    """Streams rows to a temporary file; `close` renames it into place."""
+    """Streams rows to an anonymous temporary file beside `path`, which the system removes
+    however the process ends (even killed); `close` copies it into place atomically."""
 
     partial_ok = True
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._files = ExitStack()
-        handle = self._files.enter_context(atomic_open(path, "w", newline="", encoding="utf-8"))
-        self._writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        check_output_file(path)
+        try:
+            self._spool = tempfile.TemporaryFile("w+", newline="", encoding="utf-8", dir=path.parent)
+        except OSError as exc:
+            raise BatchError(f"cannot write {path_text(path)}: {os_reason(exc)}") from None
+        self._writer = csv.DictWriter(self._spool, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         self._writer.writeheader()
 
     def add(self, result: ImageResult, image: np.ndarray | None = None) -> None:
         self._writer.writerows(result_rows(result))
 
     def close(self) -> Path:
-        self._files.close()
+        with self._spool:
+            self._spool.seek(0)
+            with atomic_open(self.path, "w", newline="", encoding="utf-8") as handle:
+                shutil.copyfileobj(self._spool, handle)
         return self.path
 
     def abort(self) -> None:
-        self._files.__exit__(RuntimeError, RuntimeError("batch aborted"), None)  # the temporary file goes
+        self._spool.close()
 
 
 class JsonResults:
@@ -219,6 +284,7 @@ class JsonResults:
     partial_ok = True
 
     def __init__(self, path: Path, model_info: dict[str, str]) -> None:
+        check_output_file(path)
         self.path = path
         self.model_info = model_info
         self.images: list[dict[str, Any]] = []
@@ -231,7 +297,7 @@ class JsonResults:
             faces.append(record)
         self.images.append(
             {
-                "file": str(result.path), "status": result.status, "message": result.error or result.warning or "",
+                "file": path_text(result.path), "status": result.status, "message": result_message(result),
                 "width": result.width or None, "height": result.height or None, "faces": faces,
             }
         )
@@ -258,8 +324,9 @@ class Submission:
     def __init__(self, info_csv: Path, out: Path, fallback_class: int = DEFAULT_FALLBACK_CLASS) -> None:
         if not 0 <= fallback_class < NUM_CLASSES:
             raise BatchError(f"fallback class must be in 0..{NUM_CLASSES - 1}")
-        if out.resolve() == info_csv.resolve():
+        if resolved(out) == resolved(info_csv):
             raise BatchError("the submission must not overwrite info.csv: choose another output file")
+        check_output_file(out)
         try:
             with open(info_csv, newline="", encoding="utf-8-sig") as handle:
                 reader = csv.DictReader(handle)
@@ -271,7 +338,7 @@ class Submission:
             raise BatchError(f"{info_csv} has no ImageID column (columns: {', '.join(self.fieldnames)})")
         if "ans" not in self.fieldnames:
             self.fieldnames.append("ans")
-        self.out = out
+        self.out = self.path = out
         self.fallback_class = fallback_class
         self.answers: dict[str, int] = {}
         self.counts: Counter[str] = Counter()
@@ -297,17 +364,29 @@ class Submission:
 
 
 class Annotator:
-    """Saves a copy of each image with boxes and labels under `out_dir`, never over an input."""
+    """Saves a copy of each image with boxes and labels under `out_dir`, never over an input
+    nor over another output (`reserved`). A copy that cannot be written (disk full, a name
+    too long) is logged and counted in `failed`; the results themselves are not affected.
+
+    A photo analysed shrunk (see BatchOptions.fit_pixels) is saved at that smaller size.
+    """
 
     WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
     partial_ok = True
 
-    def __init__(self, out_dir: Path, roots: Sequence[Path], inputs: Iterable[Path]) -> None:
-        self.out_dir = out_dir
+    def __init__(
+        self, out_dir: Path, roots: Sequence[Path], inputs: Iterable[Path], reserved: Iterable[Path] = ()
+    ) -> None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise BatchError(f"--annotate {path_text(out_dir)} is a file: name a folder")
+        _check_writable_folder(out_dir, f"cannot write annotated copies in {path_text(out_dir)}")
+        self.out_dir = self.path = out_dir
         self.roots = [r for r in roots if r.is_dir()]
-        self.inputs = {p.resolve() for p in inputs}
-        self.taken: set[Path] = set()  # targets written in this run: two inputs never share one
+        self.inputs = {resolved(p) for p in inputs}
+        # Targets written in this run (two inputs never share one) and the other outputs' files.
+        self.taken: set[Path] = {resolved(p) for p in reserved}
         self.written = 0
+        self.failed = 0
 
     def target(self, path: Path) -> Path:
         relative = Path(path.name)
@@ -318,22 +397,27 @@ class Annotator:
         suffix = path.suffix.lower() if path.suffix.lower() in self.WRITABLE else ".png"
         target = self.out_dir / relative.with_suffix(suffix)
         n = 0
-        while target.resolve() in self.inputs or target.resolve() in self.taken:
+        while resolved(target) in self.inputs or resolved(target) in self.taken:
             n += 1
             target = target.with_name(f"{relative.stem}_annotated{'' if n == 1 else n}{suffix}")
-        self.taken.add(target.resolve())
+        self.taken.add(resolved(target))
         return target
 
     def add(self, result: ImageResult, image: np.ndarray | None) -> None:
         if image is None:
             return
         target = self.target(result.path)
-        ok, encoded = cv2.imencode(target.suffix, draw_faces(image, result.faces))
-        if not ok:
-            log.warning("could not encode annotated copy of %s", result.path)
+        faces = [scaled(face, result.scale) for face in result.faces]
+        ok, encoded = cv2.imencode(target.suffix, draw_faces(image, faces))
+        try:
+            if not ok:
+                raise OSError("the image could not be encoded")
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(encoded.tobytes())
+        except OSError as exc:
+            self.failed += 1
+            log.warning("no annotated copy of %s: %s", path_text(result.path), os_reason(exc))
             return
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(encoded.tobytes())
         self.written += 1
 
     def close(self) -> Path:
@@ -356,6 +440,7 @@ class BatchSummary:
     mask_states: Counter[str] = field(default_factory=Counter)
     interrupted: bool = False
     outputs: list[Path] = field(default_factory=list)
+    annotation_failures: int = 0
 
     def add(self, result: ImageResult) -> None:
         self.done += 1
@@ -372,7 +457,11 @@ class BatchSummary:
         ]
         if self.mask_states:
             lines.append("mask: " + ", ".join(f"{k} {v}" for k, v in sorted(self.mask_states.items())))
-        lines += [f"wrote {p}" for p in self.outputs]
+        if self.annotation_failures:
+            lines.append(f"{self.annotation_failures} annotated copies could not be written (see the log)")
+        if self.interrupted and not self.done:
+            lines.append("nothing written: interrupted before the first image was done")
+        lines += [f"wrote {path_text(p)}" for p in self.outputs]
         return "\n".join(lines)
 
 
@@ -396,19 +485,28 @@ class BatchJob:
 
     def _check_output_paths(self, files: list[FileEntry]) -> None:
         """No two outputs on one file, and no output over an input (a photo or info.csv)."""
-        outputs = [p.resolve() for p in (self.out, self._submission_path()) if p is not None]
+        outputs = [resolved(p) for p in (self.out, self._submission_path()) if p is not None]
         if len(set(outputs)) < len(outputs):
-            raise BatchError(f"two outputs would be written to the same file: {outputs[0]}")
-        inputs = {f.path.resolve() for f in files}
+            raise BatchError(f"two outputs would be written to the same file: {path_text(outputs[0])}")
+        inputs = {resolved(f.path) for f in files}
         if self.submission_info is not None:
-            inputs.add(self.submission_info.resolve())
+            inputs.add(resolved(self.submission_info))
         for path in outputs:
             if path in inputs:
-                raise BatchError(f"{path} is one of the inputs: choose another output file")
+                raise BatchError(f"{path_text(path)} is one of the inputs: choose another output file")
 
     def _open_outputs(self, analyzer: FaceAnalyzer, files: list[FileEntry]) -> list[ResultOutput]:
         self._check_output_paths(files)
         outputs: list[ResultOutput] = []
+        try:
+            self._add_outputs(outputs, analyzer, files)
+        except BaseException:  # one refused (or Ctrl-C): drop those already opened
+            for output in outputs:
+                output.abort()
+            raise
+        return outputs
+
+    def _add_outputs(self, outputs: list[ResultOutput], analyzer: FaceAnalyzer, files: list[FileEntry]) -> None:
         submission = self._submission_path()
         if self.submission_info is not None and submission is not None:
             if analyzer.classifier is None:
@@ -422,10 +520,10 @@ class BatchJob:
             elif suffix == ".csv":
                 outputs.append(CsvResults(self.out))
             else:
-                raise BatchError(f"--out must end in .csv or .json, not {self.out.name!r}")
+                raise BatchError(f"--out must end in .csv or .json, not {path_text(self.out.name)!r}")
         if self.annotate_dir is not None:
-            outputs.append(Annotator(self.annotate_dir, self.paths, (f.path for f in files)))
-        return outputs
+            reserved = [p for p in (self.out, submission) if p is not None]
+            outputs.append(Annotator(self.annotate_dir, self.paths, (f.path for f in files), reserved))
 
     def run(
         self,
@@ -436,14 +534,15 @@ class BatchJob:
         """Label every image; Ctrl-C (or `should_stop`) ends early with valid output files.
 
         A run that fails (an exception other than Ctrl-C) writes no output file at all, so a
-        previous good file is never replaced by a partial one.
+        previous good file is never replaced by a partial one; nor does a run stopped before
+        its first image. An output that cannot be written raises BatchOutputError.
         """
         files = list(find_images(self.paths, recursive=self.recursive))
         outputs = self._open_outputs(analyzer, files)
         summary = BatchSummary(files=len(files))
         options = self.options
         if self.submission_info is not None:
-            options = BatchOptions(options.max_pixels, options.decode_workers, centre_fallback=True)
+            options = replace(options, centre_fallback=True)
         results = analyze_files(files, analyzer, options)
         failed = True
         try:
@@ -459,12 +558,27 @@ class BatchJob:
             failed = False
         except KeyboardInterrupt:
             summary.interrupted, failed = True, False
-            log.warning("interrupted: writing the %d files done so far", summary.done)
+            log.warning("interrupted after %d of %d files", summary.done, summary.files)
+        except OSError as exc:
+            raise BatchOutputError(f"cannot write the results: {os_reason(exc)}; no output file was replaced") from exc
         finally:
             results.close()
-            for output in outputs:
-                if failed or (summary.interrupted and not output.partial_ok):
-                    output.abort()
-                else:
-                    summary.outputs.append(output.close())
+            self._finish(outputs, summary, failed or (summary.interrupted and summary.done == 0))
         return summary
+
+    @staticmethod
+    def _finish(outputs: list[ResultOutput], summary: BatchSummary, abort: bool) -> None:
+        """Close the outputs (or abort them all); the first that cannot be written aborts the rest."""
+        for i, output in enumerate(outputs):
+            if isinstance(output, Annotator):
+                summary.annotation_failures = output.failed
+            if abort or (summary.interrupted and not output.partial_ok):
+                output.abort()
+                continue
+            try:
+                summary.outputs.append(output.close())
+            except OSError as exc:
+                for rest in outputs[i + 1:]:
+                    rest.abort()
+                written = f" ({', '.join(path_text(p) for p in summary.outputs)} written)" if summary.outputs else ""
+                raise BatchOutputError(f"cannot write {path_text(output.path)}: {os_reason(exc)}{written}") from exc

@@ -15,13 +15,23 @@ from core.ort import create_session
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class HeadProbabilities:
     """Per-face probabilities of the three heads; rows are faces."""
 
     mask: np.ndarray  # (N, 3)
     gender: np.ndarray  # (N, 2)
     age: np.ndarray  # (N, 3)
+
+
+def valid_probabilities(probs: np.ndarray, tolerance: float = 1e-2) -> np.ndarray:
+    """Per row of `probs`, whether it is a probability distribution (finite, 0..1, sum 1)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    finite = np.isfinite(probs).all(axis=-1)
+    with np.errstate(invalid="ignore"):
+        in_range = ((probs >= -tolerance) & (probs <= 1 + tolerance)).all(axis=-1)
+        sums = np.abs(probs.sum(axis=-1) - 1.0) <= tolerance
+    return finite & in_range & sums
 
 
 class ClassifierLoadError(RuntimeError):
@@ -47,6 +57,7 @@ class Classifier:
         except ModelMetadataError as exc:
             raise ClassifierLoadError(f"{self.path.name}: {exc}") from exc
         self._input_name = self._check_graph()
+        self._check_probe()
         log.info("classifier %s (%s), input %d px", self.path.name, self.metadata.model_version, self.input_size)
 
     @property
@@ -76,6 +87,21 @@ class Classifier:
                     f"{self.path.name}: output '{head}' has {width} values, metadata lists {len(labels)} labels"
                 )
         return inputs[0].name
+
+    def _check_probe(self) -> None:
+        """One inference on a grey crop: each head must give probabilities (finite, in 0..1,
+        summing to 1), so a broken file is refused now rather than labelling every face."""
+        try:
+            probs = self.predict(np.full((1, self.input_size, self.input_size, 3), 128, np.uint8))
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ClassifierLoadError(f"{self.path.name}: a test inference failed: {exc}") from exc
+        for head, enum in (("mask", Mask), ("gender", Gender), ("age", Age)):
+            p = np.asarray(getattr(probs, head))
+            if p.shape != (1, len(enum)) or not valid_probabilities(p).all():
+                raise ClassifierLoadError(
+                    f"{self.path.name}: the '{head}' output of a test inference is not a probability "
+                    f"distribution over {len(enum)} labels: {np.array2string(p, precision=3)}"
+                )
 
     def predict(self, crops_bgr: np.ndarray) -> HeadProbabilities:
         """Probabilities for N crops (N×S×S×3 BGR uint8, S = input_size)."""

@@ -1,6 +1,7 @@
 """Runtime configuration in one place: where the models live and the detector's knobs."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from dataclasses import dataclass, field
@@ -8,14 +9,25 @@ from pathlib import Path
 
 
 def assets_dir() -> Path:
-    """The shipped models and icons: next to the packages in a checkout, or in a frozen bundle."""
+    """The shipped models and icons: in a frozen bundle, next to the packages in a checkout (or an
+    editable install), or where a wheel put them (<prefix>/share/mask-checker/assets, see
+    pyproject.toml's data-files; pip --user's prefix too)."""
     override = os.environ.get("MASK_CHECKER_ASSETS")
     if override:
         return Path(override)
     frozen_root = getattr(sys, "_MEIPASS", None)
     if frozen_root:
         return Path(frozen_root) / "assets"
-    return Path(__file__).resolve().parent.parent / "assets"
+    checkout = Path(__file__).resolve().parent.parent / "assets"
+    if checkout.is_dir():
+        return checkout
+    import site
+
+    for prefix in (sys.prefix, site.getuserbase()):
+        installed = Path(prefix) / "share" / "mask-checker" / "assets"
+        if installed.is_dir():
+            return installed
+    return checkout  # not found anywhere: errors name the checkout's path
 
 
 def models_dir() -> Path:
@@ -28,6 +40,16 @@ def default_detector_dir() -> Path:
 
 def default_classifier_path() -> Path:
     return models_dir() / "classifier.onnx"
+
+
+def shipped_classifier() -> Path | None:
+    """The shipped classifier, or None (with a warning) when none ships: then faces are found but
+    not classified. The one place that rule lives (batch, the window, the Python API)."""
+    path = default_classifier_path()
+    if path.exists():
+        return path
+    logging.getLogger(__name__).warning("no shipped classifier at %s: faces are found but not classified", path)
+    return None
 
 
 @dataclass(frozen=True)
@@ -86,6 +108,14 @@ class LiveConfig:
     this IoU, or else when its centre moved less than this many box sides. max_missed: frames a
     track survives unseen (a blink of the detector, someone passing behind another) before its
     id is retired.
+
+    idle_skip: with no face tracked, a full search runs only when the picture changed since the
+    last one (or every idle_detect_every frames anyway): an empty scene from a still camera then
+    costs a thumbnail comparison per frame instead of the whole cascade, and a person walking in
+    changes the picture, so they are searched for at once. False searches every such frame (the
+    pipeline before idle_skip: the bench's baseline). The picture changed when more than
+    motion_share of a 80x60 grey thumbnail moved by more than motion_level grey levels (camera
+    noise averages out in the thumbnail; a 40 px face is 25 of its 4800 pixels).
     """
 
     detect_every: int = 10
@@ -96,8 +126,14 @@ class LiveConfig:
     min_iou: float = 0.3
     max_centroid_shift: float = 0.5
     max_missed: int = 15
+    idle_skip: bool = True
+    idle_detect_every: int = 15
+    motion_level: float = 10.0
+    motion_share: float = 0.003
 
     def __post_init__(self) -> None:
+        if self.idle_detect_every < 1 or self.motion_level <= 0 or not 0.0 <= self.motion_share < 1.0:
+            raise ValueError("idle_detect_every must be at least 1, motion_level above 0 and motion_share in [0, 1)")
         if self.detect_every < 1 or self.classify_every < 1:
             raise ValueError("detect_every and classify_every must be at least 1 frame")
         if self.region_scale < 1.2:

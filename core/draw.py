@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from core.analyzer import Face
-from core.labels import Gender, Mask
+from core.labels import Gender, Mask, age_group_texts
 
 #: Box colours (BGR) by mask state: green wear, amber incorrect, red none; blue when unclassified.
 MASK_COLOURS: dict[Mask | None, tuple[int, int, int]] = {
@@ -24,7 +24,8 @@ def face_label(face: Face) -> str:
     """Short ASCII caption, e.g. "Mask ok | F | 30-59 (0.93)" (OpenCV fonts have no ✓ or –)."""
     if face.mask is None or face.gender is None or face.age is None:
         return f"face ({face.det_score:.2f})"
-    return f"{MASK_TEXT[face.mask.label]} | {GENDER_TEXT[face.gender.label]} | {face.age.name} ({face.mask.confidence:.2f})"
+    age = age_group_texts(face.age_boundary)[face.age.label].replace("\u2013", "-")  # OpenCV's fonts lack the en dash
+    return f"{MASK_TEXT[face.mask.label]} | {GENDER_TEXT[face.gender.label]} | {age} ({face.mask.confidence:.2f})"
 
 
 def draw_faces(image_bgr: np.ndarray, faces: Sequence[Face]) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Turning the files and folders a user names into the list of photos to check.
 
 Nothing is dropped silently and nothing raises: a path that cannot be listed or read comes out
-as a `FileEntry` with an `error`, which the batch command writes as an error row. Only names
-that are clearly not photos (wrong extension, hidden "._x.jpg" AppleDouble files) are skipped.
+as a `FileEntry` with an `error`, which the batch command writes as an error row; so does a photo
+in a format this build cannot decode (HEIC, raw). Only names that are clearly not photos (other
+extensions, hidden "._x.jpg" AppleDouble files) are skipped.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.imageio import IMAGE_EXTENSIONS
+from core.imageio import IMAGE_EXTENSIONS, UNREADABLE_PHOTO_EXTENSIONS, os_reason
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +28,40 @@ class FileEntry:
     error: str | None = None
 
 
+def resolved(path: Path) -> Path:
+    """`path` with symlinks followed as far as they go, for comparing two paths.
+
+    Unlike `Path.resolve`, a symlink loop does not raise (Python 3.11 raises RuntimeError):
+    the looping part is kept as written, so the comparison still works.
+    """
+    return Path(os.path.realpath(path))
+
+
+def path_text(path: Path | str) -> str:
+    """`path` as text that any UTF-8 file or terminal can hold.
+
+    A name that is not valid UTF-8 arrives from the OS with "surrogate" characters, which
+    cannot be written to a UTF-8 file; its undecodable bytes are shown as \\xNN instead.
+    """
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+def has_undecodable_name(path: Path | str) -> bool:
+    """True when the path's bytes are not valid UTF-8 (so `path_text` had to escape some)."""
+    return path_text(path) != os.fspath(path)
+
+
 def is_image_name(name: str) -> bool:
     """A visible file name with one of the image suffixes, in any letter case."""
     return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _photo_entry(path: Path) -> FileEntry:
+    """A regular file to decode, or an error entry for a photo format that cannot be decoded."""
+    suffix = path.suffix.lower()
+    if suffix in UNREADABLE_PHOTO_EXTENSIONS:
+        return FileEntry(path, f"unsupported image format: {suffix[1:].upper()} (convert it to JPEG or PNG)")
+    return FileEntry(path)
 
 
 def find_images(paths: Iterable[Path], recursive: bool = False) -> Iterator[FileEntry]:
@@ -51,7 +83,7 @@ def find_images(paths: Iterable[Path], recursive: bool = False) -> Iterator[File
         if stat.S_ISDIR(st.st_mode):
             yield from _walk(path, st, recursive, visited)
         elif stat.S_ISREG(st.st_mode):
-            yield FileEntry(path)
+            yield _photo_entry(path)
         else:
             yield FileEntry(path, "not a regular file")
 
@@ -82,7 +114,7 @@ def _walk(
             with os.scandir(folder) as it:
                 names = sorted((entry.name for entry in it), key=_sort_key)
         except OSError as exc:
-            yield FileEntry(folder, f"cannot list folder: {_os_reason(exc)}")
+            yield FileEntry(folder, f"cannot list folder: {os_reason(exc)}")
             continue
 
         subfolders: list[tuple[Path, os.stat_result]] = []
@@ -93,7 +125,7 @@ def _walk(
             try:
                 st = os.stat(path)
             except OSError as exc:
-                if is_image_name(name):
+                if _is_photo_name(name):
                     yield FileEntry(path, _stat_reason(path, exc))
                 else:
                     logger.debug("skipping %s: %s", path, exc)
@@ -102,10 +134,10 @@ def _walk(
                 if recursive:
                     subfolders.append((path, st))
                 continue
-            if not is_image_name(name):
+            if not _is_photo_name(name):
                 continue
             if stat.S_ISREG(st.st_mode):
-                yield FileEntry(path)
+                yield _photo_entry(path)
             else:  # a FIFO or device named x.jpg: reading it could block or never end
                 yield FileEntry(path, "not a regular file")
 
@@ -113,6 +145,11 @@ def _walk(
         below = ancestors | {key}
         for path, st in reversed(subfolders):
             stack.append((path, st, below))
+
+
+def _is_photo_name(name: str) -> bool:
+    """An image name, or that of a photo format we cannot decode (listed as an error)."""
+    return is_image_name(name) or (not name.startswith(".") and Path(name).suffix.lower() in UNREADABLE_PHOTO_EXTENSIONS)
 
 
 def _sort_key(name: str) -> tuple[str, str]:
@@ -124,10 +161,4 @@ def _stat_reason(path: Path, exc: OSError) -> str:
     """Why a path could not be looked at, telling a broken symlink from a missing path."""
     if isinstance(exc, FileNotFoundError):
         return "broken symlink: its target does not exist" if path.is_symlink() else "not found"
-    return _os_reason(exc)
-
-
-def _os_reason(exc: OSError) -> str:
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    return (exc.strerror or str(exc) or type(exc).__name__).lower()
+    return os_reason(exc)

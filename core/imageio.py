@@ -15,15 +15,22 @@ when something is wrong. Here:
 
 Transparency is composited on white: a cut-out face on a transparent background then looks like
 it does in any viewer, instead of showing the (often black) colour stored under alpha = 0.
+
+Memory: asked to, a picture over `fit_pixels` comes out shrunk to that many pixels (aspect kept).
+A JPEG is then decoded at 1/2, 1/4 or 1/8 of its size by libjpeg's DCT scaling, so its full size
+never exists in memory; other formats are decoded whole and shrunk at once, and only one such
+large picture is decoded at a time in the process.
 """
 from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import re
 import stat
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +60,12 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     }
 )
 
+#: Photo suffixes that cameras and phones write but that this build cannot decode. A folder walk
+#: lists them anyway, as error rows naming the format, so no photo is skipped without a word.
+UNREADABLE_PHOTO_EXTENSIONS: frozenset[str] = frozenset(
+    {".heic", ".heif", ".hif", ".jxl", ".psd", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf"}
+)
+
 #: Pillow format names we hand to OpenCV. Anything else Pillow recognises (PSD, ICO, EPS, ...)
 #: is refused by name rather than fed to a decoder that may not support it. MPO is how Pillow
 #: names the multi-picture JPEGs many cameras and phones write.
@@ -73,6 +86,14 @@ _JPEG_EOI = b"\xff\xd9"
 
 TRUNCATED_WARNING = "truncated file: only part of the image was decoded"
 
+#: The reductions OpenCV's JPEG decoder can apply while decoding, largest first.
+_REDUCED_JPEG_FLAGS = {8: cv2.IMREAD_REDUCED_COLOR_8, 4: cv2.IMREAD_REDUCED_COLOR_4, 2: cv2.IMREAD_REDUCED_COLOR_2}
+#: Held while a picture over `fit_pixels` is decoded: its full-size pixels (up to 8 bytes per
+#: pixel for 16-bit RGBA) are then the only ones of their size in memory, whatever the threads.
+#: A caller may hold it too while it analyses such a picture (core.batch does), so that work
+#: and the next large decode never add up.
+LARGE_PICTURES = threading.Lock()
+
 
 class ImageReadError(Exception):
     """A file that cannot be turned into a picture; `reason` is short and meant for the user."""
@@ -89,10 +110,18 @@ class LoadedImage:
 
     image: np.ndarray
     warning: str | None = None
+    #: `image`'s side over the picture's (1.0: full size; below 1 when shrunk to `fit_pixels`).
+    scale: float = 1.0
+    #: The picture's upright size in pixels (width, height), whatever `scale`.
+    full_size: tuple[int, int] = (0, 0)
 
 
-def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Read `path` once and decode it; raises ImageReadError with a short reason on any failure."""
+def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, fit_pixels: int | None = None) -> LoadedImage:
+    """Read `path` once and decode it; raises ImageReadError with a short reason on any failure.
+
+    fit_pixels: a picture over this many pixels comes out shrunk to about that many, to bound
+    the memory of decoding and analysing it; None: always full size.
+    """
     path = Path(path)
     try:
         # stat before open: opening a FIFO named x.jpg would block forever.
@@ -102,7 +131,7 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
             raise ImageReadError("broken symlink: its target does not exist") from None
         raise ImageReadError("file not found") from None
     except OSError as exc:
-        raise ImageReadError(_os_reason(exc)) from None
+        raise ImageReadError(os_reason(exc)) from None
     if stat.S_ISDIR(st.st_mode):
         raise ImageReadError("is a directory")
     if not stat.S_ISREG(st.st_mode):
@@ -110,11 +139,11 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ImageReadError(_os_reason(exc)) from None
-    return load_image_bytes(data, max_pixels=max_pixels)
+        raise ImageReadError(os_reason(exc)) from None
+    return load_image_bytes(data, max_pixels=max_pixels, fit_pixels=fit_pixels)
 
 
-def load_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+def load_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, fit_pixels: int | None = None) -> LoadedImage:
     """Decode an encoded image held in memory (a file's bytes, a drag-and-drop payload)."""
     if max_pixels <= 0:
         raise ValueError("max_pixels must be positive")
@@ -138,12 +167,35 @@ def load_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loade
             f"over the {max_pixels / 1e6:g} Mpx limit"
         )
 
+    if fit_pixels is None or width * height <= fit_pixels:
+        image, warning, stored = _decode_bgr8(data, fmt, 1.0, (width, height))
+    else:
+        with LARGE_PICTURES:
+            image, warning, stored = _decode_bgr8(data, fmt, math.sqrt(fit_pixels / (width * height)), (width, height))
+    image = _apply_orientation(image, orientation)
+    full_size = (stored[1], stored[0]) if orientation >= 5 else stored
+    if warning:
+        logger.debug("%s (%s, %dx%d)", warning, fmt, width, height)
+    return LoadedImage(np.ascontiguousarray(image), warning, image.shape[1] / full_size[0], full_size)
+
+
+def _decode_bgr8(
+    data: bytes, fmt: str, scale: float, header_size: tuple[int, int]
+) -> tuple[np.ndarray, str | None, tuple[int, int]]:
+    """BGR uint8 pixels shrunk by `scale` (≤ 1), a warning, and the stored (width, height) at full
+    size (as decoded: a TIFF comes out already turned by its decoder)."""
+    jpeg = fmt in _JPEG_FORMATS
+    flags = cv2.IMREAD_UNCHANGED
+    if jpeg:  # the largest DCT reduction that still decodes no smaller than asked
+        reduction = next((f for f in _REDUCED_JPEG_FLAGS if f * scale <= 1.0), 1)
+        if reduction > 1:
+            flags = _REDUCED_JPEG_FLAGS[reduction] | cv2.IMREAD_IGNORE_ORIENTATION
     warning: str | None = None
-    raw = _decode(data)
-    if raw is None and fmt in _JPEG_FORMATS:
+    raw = _decode(data, flags)
+    if raw is None and jpeg:
         # OpenCV 5 returns nothing for a JPEG cut short; with the end-of-image marker put back,
         # libjpeg decodes what is there and fills the rest with grey.
-        raw = _decode(data + _JPEG_EOI)
+        raw = _decode(data + _JPEG_EOI, flags)
         if raw is not None:
             if np.all(raw == 128):
                 raw = None  # only the grey fill: no picture data at all
@@ -151,12 +203,12 @@ def load_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loade
                 warning = TRUNCATED_WARNING
     if raw is None:
         raise ImageReadError("truncated or corrupt image data")
-
-    image = _to_bgr8(raw)
-    image = _apply_orientation(image, orientation)
-    if warning:
-        logger.debug("%s (%s, %dx%d)", warning, fmt, width, height)
-    return LoadedImage(image=np.ascontiguousarray(image), warning=warning)
+    stored = header_size if jpeg else (raw.shape[1], raw.shape[0])  # a reduced JPEG: the header has it
+    size = (max(1, round(stored[0] * scale)), max(1, round(stored[1] * scale)))
+    if scale < 1.0 and size != (raw.shape[1], raw.shape[0]):
+        # Shrunk before converting, so the conversions work on the small copy only.
+        raw = cv2.resize(raw, size, interpolation=cv2.INTER_AREA)
+    return _to_bgr8(raw), warning, stored
 
 
 def _open_header(data: bytes, max_pixels: int) -> Image.Image | None:
@@ -215,10 +267,10 @@ def _exif_orientation(header: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _decode(data: bytes) -> np.ndarray | None:
-    """OpenCV decode keeping depth and channels, EXIF orientation not applied."""
+def _decode(data: bytes, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray | None:
+    """OpenCV decode (by default keeping depth and channels, EXIF orientation not applied)."""
     try:
-        return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     except cv2.error:
         logger.debug("cv2.imdecode raised", exc_info=True)
         return None
@@ -276,7 +328,7 @@ def _apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return img
 
 
-def _os_reason(exc: OSError) -> str:
+def os_reason(exc: OSError) -> str:
     """A short lower-case reason from an OSError ("permission denied", "is a directory")."""
     if isinstance(exc, PermissionError):
         return "permission denied"

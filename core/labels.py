@@ -42,6 +42,12 @@ OLD_AGE = 60
 NUM_CLASSES = len(Mask) * len(Gender) * len(Age)  # 18
 
 
+def age_group_texts(old_age: int = OLD_AGE) -> dict[Age, str]:
+    """How the groups read for a model trained with `old_age` as the start of the oldest one
+    (`--age-boundary 58`: "<30", "30–57", "58+"), so a caption never states the default range."""
+    return {Age.UNDER_30: f"<{YOUNG_AGE_LIMIT}", Age.FROM_30_TO_59: f"{YOUNG_AGE_LIMIT}–{old_age - 1}", Age.OVER_60: f"{old_age}+"}
+
+
 def age_group(age: float, old_age: int = OLD_AGE) -> Age:
     """Age group of an age in years.
 

@@ -7,6 +7,7 @@ runtime never guesses them and cannot drift from training. Training writes this 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 from core.labels import LABEL_NAMES, NUM_CLASSES, class_names
@@ -24,6 +25,10 @@ REQUIRED_KEYS = (
     "model_version",
     "training_data",
 )
+
+#: Largest input side accepted: 1024 px is already 12 MB per face as float32; a larger value is
+#: a broken file (30000 px would ask for 10 GB per face).
+MAX_INPUT_SIZE = 1024
 
 #: The single 18-way head, as an alternative to the three separate heads.
 CLASS_HEAD = "class"
@@ -63,10 +68,11 @@ class ModelMetadata:
             raise ModelMetadataError(
                 f"heads must be mask, gender and age, or a single '{CLASS_HEAD}'; got {sorted(self.heads)}"
             )
-        if self.input_size < 16:
-            raise ModelMetadataError(f"input_size {self.input_size} is too small")
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ModelMetadataError("mean and std must be three numbers each, std > 0")
+        if not 16 <= self.input_size <= MAX_INPUT_SIZE:
+            raise ModelMetadataError(f"input_size {self.input_size} must be within 16..{MAX_INPUT_SIZE} px")
+        numbers = (*self.mean, *self.std)
+        if len(self.mean) != 3 or len(self.std) != 3 or not all(map(math.isfinite, numbers)) or min(self.std) <= 0:
+            raise ModelMetadataError(f"mean and std must be three finite numbers each, std > 0 (got {self.mean}, {self.std})")
         if not 0.0 <= self.crop_margin <= 1.0:
             raise ModelMetadataError(f"crop_margin {self.crop_margin} must be within 0..1")
 

@@ -42,9 +42,9 @@ NMS_ONET = 0.7  # "Min" overlap, pixel-inclusive
 # Box arrays below are (K, 5+) float32: x1, y1, x2, y2, score, [extra columns].
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Detection:
-    """One face, in pixels of the input image."""
+    """One face, in pixels of the input image (equal by identity: it holds arrays)."""
 
     box: np.ndarray  # (4,) float32 x1, y1, x2, y2
     score: float
@@ -53,6 +53,35 @@ class Detection:
 
 class DetectorLoadError(RuntimeError):
     """The detector's model files are missing or unusable; the message says which."""
+
+
+#: Per stage: the side of the zero image each network is tried on at load, and the shapes of
+#: its outputs for it, in the order the code reads them (P-Net on 24 px: a 7×7 map).
+STAGE_PROBES: dict[str, tuple[int, tuple[tuple[int, ...], ...]]] = {
+    "pnet": (24, ((1, 4, 7, 7), (1, 2, 7, 7))),
+    "rnet": (RNET_SIZE, ((1, 4), (1, 2))),
+    "onet": (ONET_SIZE, ((1, 4), (1, 10), (1, 2))),
+}
+
+
+def check_stage(session: InferenceSession, stage: str, name: str) -> None:
+    """Refuse a network that is not `stage` (say P-Net copied over O-Net): one inference on a
+    zero image must give the stage's outputs, shaped as expected, with face probabilities."""
+    side, expected = STAGE_PROBES[stage]
+    hint = "(regenerate with `mask-train export-detector`)"
+    try:
+        outputs = session.run(None, {"image": np.zeros((1, 3, side, side), np.float32)})
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise DetectorLoadError(f"{name} is not an MTCNN {stage}: a test inference failed: {exc} {hint}") from exc
+    shapes = tuple(tuple(o.shape) for o in outputs)
+    if shapes != expected:
+        raise DetectorLoadError(
+            f"{name} is not an MTCNN {stage}: on a {side}×{side} image it gives outputs shaped "
+            f"{list(shapes)}, expected {list(expected)} {hint}"
+        )
+    prob = np.asarray(outputs[-1], dtype=np.float64)
+    if not (np.isfinite(prob).all() and np.allclose(prob.sum(axis=1), 1.0, atol=1e-3)):
+        raise DetectorLoadError(f"{name} is not an MTCNN {stage}: its last output is not face/no-face probabilities {hint}")
 
 
 # --------------------------------------------------------------------------- preprocessing
@@ -424,9 +453,11 @@ class MTCNN:
                 f"cannot read {path}: {exc.strerror or exc} (regenerate with `mask-train export-detector`)"
             ) from exc
         try:
-            return create_session(data)
+            session = create_session(data)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise DetectorLoadError(f"{path.name} is not a loadable ONNX model: {exc}") from exc
+        check_stage(session, stage, path.name)
+        return session
 
     @property
     def config(self) -> DetectorConfig:

@@ -11,9 +11,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+# Forced, not defaulted: an empty ORT_DISABLE_TELEMETRY= in the user's environment would
+# otherwise switch telemetry back on (onnxruntime then writes ~/.cache/Microsoft/...).
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 import onnxruntime as ort  # noqa: E402  (must follow the environment variable above)
+
+ort.disable_telemetry_events()
 
 log = logging.getLogger(__name__)
 

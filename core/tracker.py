@@ -81,7 +81,7 @@ def associate(predicted: np.ndarray, boxes: np.ndarray, min_iou: float, max_cent
     return pairs
 
 
-@dataclass
+@dataclass(eq=False)
 class Track:
     """One person's face over time, in frame pixels."""
 
@@ -119,6 +119,10 @@ class Tracker:
     def reset(self) -> None:
         self.tracks: list[Track] = []  # alive: seen now or within max_missed frames
         self._next_id = 1
+
+    def retire(self, track_ids: set[int]) -> None:
+        """End these tracks now (a second track found on a face another track holds)."""
+        self.tracks = [t for t in self.tracks if t.track_id not in track_ids]
 
     def update(self, boxes: np.ndarray) -> list[Track]:
         """The track of each box (parallel to boxes): a matched track or a new one. Tracks not

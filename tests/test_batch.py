@@ -272,10 +272,10 @@ def test_a_decoder_crash_on_one_file_is_an_error_row(photo_dir, tmp_path, random
 
     real = core.batch.load_image
 
-    def flaky(path, max_pixels):
+    def flaky(path, **options):
         if path.name == "single.jpg":
             raise MemoryError("cannot allocate")
-        return real(path, max_pixels=max_pixels)
+        return real(path, **options)
 
     monkeypatch.setattr(core.batch, "load_image", flaky)
     out = tmp_path / "results.csv"

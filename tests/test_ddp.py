@@ -18,9 +18,9 @@ import torch  # noqa: E402
 
 from training.cli import main  # noqa: E402
 from training.config import PrepareConfig, SplitConfig  # noqa: E402
-from training.distributed import ShardedWeightedSampler, World, all_sum, gather_rows, shard, train_sampler  # noqa: E402
-from training.prepare import prepare  # noqa: E402
-from training.split import split  # noqa: E402
+from training.classifier.distributed import ShardedWeightedSampler, World, all_sum, gather_rows, shard, train_sampler  # noqa: E402
+from training.data.prepare import prepare  # noqa: E402
+from training.data.split import split  # noqa: E402
 from tests.train_helpers import layout_competition  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_torchrun_two_gloo_processes_write_one_run(tmp_path, shared_data):
     layout_competition(tmp_path / "competition", shared_data, people=6)
     cache = tmp_path / "cache"
     prepare(PrepareConfig(data=(f"competition={tmp_path / 'competition'}",), cache=cache, input_size=64), progress=False)
-    split(SplitConfig(cache=cache, folds=2))
+    split(SplitConfig(cache=cache, num_folds=2))
     runs = tmp_path / "runs"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

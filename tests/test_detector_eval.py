@@ -8,16 +8,8 @@ import numpy as np
 import pytest
 
 from core.labels import Mask
-from training.detector_eval import (
-    CRITERION_MIN_PX,
-    STATE_NAMES,
-    boxes_table,
-    evaluate_detectors,
-    is_heldout,
-    load_scenes,
-    match,
-    score_scenes,
-)
+from training.detector.evaluate import CRITERION_MIN_PX, evaluate_detectors, match, score_scenes
+from training.detector.scenes import STATE_NAMES, boxes_table, is_heldout, load_scenes
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +111,9 @@ def test_several_settings_side_by_side(shared_data: Path):
 
 def test_synth_check_on_held_out_chips(shared_data: Path, tmp_path: Path):
     """Stock MTCNN on the bare copy of a held-out chip finds it with its own landmarks (error ~0)."""
-    from training.detector_eval import synth_check, synth_check_table, utk_heldout
-    from training.synth.pipeline import read_source, synthesize
+    from training.detector.scenes import utk_heldout
+    from training.detector.synth_check import synth_check, synth_check_table
+    from training.synth import read_source, synthesize
 
     faces = [f for f in read_source(shared_data / "utkface")[:200] if utk_heldout(f.person_id)][:3]
     assert len(faces) == 3

@@ -16,8 +16,8 @@ torch = pytest.importorskip("torch")
 
 from training import checkpoint
 from training.cli import main
-from training.detector_eval import boxes_table, load_scenes
-from training.detector_finetune import BoxStyle, fit_box_style, targets
+from training.detector.scenes import boxes_table, load_scenes
+from training.detector.crops import BoxStyle, fit_box_style, targets
 from training.synth import synthesize
 
 
@@ -86,7 +86,7 @@ def test_tiny_finetune_checkpoints_resumes_and_exports(shared_data: Path, tmp_pa
 
 def test_mirrored_crops_get_mirrored_targets():
     """augment's flip gives the targets a mirrored photo would have had (landmarks within a pixel)."""
-    from training.detector_finetune import augment
+    from training.detector.finetune import augment
 
     width = 200.0
     cand = np.array([[40.0, 30.0, 88.0, 78.0]], np.float32)
@@ -109,9 +109,9 @@ def test_mirrored_crops_get_mirrored_targets():
 
 
 def test_held_out_chips_never_train(shared_data: Path, tmp_path: Path):
-    from training.detector_eval import utk_heldout
-    from training.detector_finetune import synth_faces
-    from training.synth.pipeline import read_source
+    from training.detector.scenes import utk_heldout
+    from training.detector.crops import synth_faces
+    from training.synth import read_source
 
     faces = read_source(shared_data / "utkface")[:60]
     synthesize(faces, tmp_path / "synth", per_face=1, progress=False)

@@ -16,7 +16,7 @@ pytest.importorskip("seaborn")
 from core.labels import LABEL_NAMES, age_group, encode_class  # noqa: E402
 from training.cli import main  # noqa: E402
 from training.config import PrepareConfig  # noqa: E402
-from training.prepare import prepare  # noqa: E402
+from training.data.prepare import prepare  # noqa: E402
 from tests.train_helpers import layout_competition  # noqa: E402
 
 SECTIONS = ("overview", "heads", "classes", "ages", "gender-age", "people", "sizes", "detection", "samples")

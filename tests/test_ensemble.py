@@ -16,13 +16,13 @@ import torch  # noqa: E402
 from core.classifier import Classifier  # noqa: E402
 from core.crop import to_input  # noqa: E402
 from core.labels import LABEL_NAMES  # noqa: E402
-from training.cache import Cache  # noqa: E402
+from training.data.cache import Cache  # noqa: E402
 from training.cli import main  # noqa: E402
 from training.config import PrepareConfig, SplitConfig  # noqa: E402
-from training.ensemble import Ensemble  # noqa: E402
-from training.evaluate import load_best, model_from_state, runtime_crops  # noqa: E402
-from training.prepare import prepare  # noqa: E402
-from training.split import split  # noqa: E402
+from training.export.ensemble import Ensemble  # noqa: E402
+from training.classifier.evaluate import load_best, model_from_state, runtime_crops  # noqa: E402
+from training.data.prepare import prepare  # noqa: E402
+from training.data.split import split  # noqa: E402
 from tests.train_helpers import layout_competition  # noqa: E402
 
 MODEL = "mobilenetv3_small_050"
@@ -36,7 +36,7 @@ def folds(tmp_path_factory, shared_data) -> tuple[Path, Path]:
     layout_competition(root / "competition", shared_data, people=6)
     cache = root / "cache"
     prepare(PrepareConfig(data=(f"competition={root / 'competition'}",), cache=cache, input_size=64), progress=False)
-    split(SplitConfig(cache=cache, folds=2))
+    split(SplitConfig(cache=cache, num_folds=2))
     runs = root / "runs"
     train = ["train", "--cache", str(cache), "--run-dir", str(runs), "--folds", "all", "--model", MODEL, "--epochs", "1",
              "--batch-size", "8", "--workers", "0", "--threads", "2", "--device", "cpu", "--seed", "1"]

@@ -2,6 +2,7 @@
 the torch nets' numbers; and the files shipped in assets/ are such an export."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ torch = pytest.importorskip("torch")
 mtcnn_nets = pytest.importorskip("facenet_pytorch.models.mtcnn")
 
 from training.cli import main  # noqa: E402  (after the skips: needs torch)
-from training.export_detector import export_detector  # noqa: E402
+from training.detector.export import export_detector  # noqa: E402
 
 TOLERANCE = 1e-4
 OUTPUTS = {
@@ -126,3 +127,39 @@ def test_cli_help(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     assert "export-detector" in capsys.readouterr().out
+
+
+def test_the_default_output_is_not_the_shipped_folder():
+    """A plain `export-detector` must not overwrite assets/models/mtcnn (a fine-tune may ship there)."""
+    from training.config import ExportDetectorConfig
+
+    assert ExportDetectorConfig().out.resolve() != default_detector_dir().resolve()
+
+
+def test_cli_out_naming_a_file_is_one_line(tmp_path: Path, caplog):
+    taken = tmp_path / "a_file"
+    taken.write_text("x")
+    assert main(["export-detector", "--out", str(taken)]) == 2
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [f"export-detector: {taken}: File exists"]
+    assert taken.read_text() == "x"
+
+
+def test_the_export_is_the_pinned_reference(exported: Path, tmp_path: Path, monkeypatch):
+    """The stock export is byte-identical run to run, so the reference detector is pinned by hash;
+    a folder holding anything else (a fine-tune shipped in assets/) is not taken for it."""
+    from training.config import ConfigError
+    from training.detector import reference
+
+    assert reference.is_stock(exported)
+    tuned = tmp_path / "assets" / "models" / "mtcnn"  # as if a fine-tune shipped
+    shutil.copytree(exported, tuned)
+    shutil.copy(exported / "rnet.onnx", tuned / "onet.onnx")
+    assert not reference.is_stock(tuned)
+    monkeypatch.setenv("MASK_CHECKER_ASSETS", str(tmp_path / "assets"))
+    assert default_detector_dir() == tuned
+    monkeypatch.chdir(tmp_path)  # STOCK_DIR (cache/detectors/stock) is relative: absent here
+    with pytest.raises(ConfigError, match="export-detector"):
+        reference.reference_dir()
+    shutil.copytree(exported, tmp_path / reference.STOCK_DIR)
+    assert reference.reference_dir() == reference.STOCK_DIR
+    assert reference.reference_dir(tuned) == tuned  # given by hand: used as given (with a warning)

@@ -64,6 +64,16 @@ def test_dropped_folder_fills_the_table_and_exports_csv(classified_window, qtbot
     assert model.columnCount() == len(COLUMNS)
     assert window.batch_panel.progress.value() == 4 and window.batch_panel.progress.maximum() == 4
 
+    # The summary is in words, not the labels' code names; every column fits the default window.
+    hint = window.batch_panel.hint.text()
+    assert hint.startswith("4 of 4 photos: 3 with faces, none without, 1 unreadable · ") and "faces: " in hint
+    assert not any(code in hint for code in ("not_wear", "incorrect", "wear "))
+    table = window.batch_panel.table
+    header = table.horizontalHeader()
+    last = COLUMNS.index("Detection")
+    assert header.sectionViewportPosition(last) + header.sectionSize(last) <= table.viewport().width(), \
+        [header.sectionSize(i) for i in range(len(COLUMNS))]
+
     # Filter by state: every row lands in exactly one of the state filters.
     sizes = {}
     for label, key in FILTERS.items():
@@ -97,6 +107,30 @@ def test_dropped_folder_fills_the_table_and_exports_csv(classified_window, qtbot
     assert len(rows) == model.rowCount()
     assert [r["status"] for r in rows].count("error") == 1
     assert {r["mask"] for r in rows if r["status"] == "face"} <= {"wear", "incorrect", "not_wear"}
+    # One face numbering: the table's Face column is the CSV's face column, row for row.
+    face_column = COLUMNS.index("Face")
+    table_faces = sorted((model.results[model.row_ref(r).result].path.name, model.index(r, face_column).data())
+                         for r in range(model.rowCount()) if model.row_ref(r).face is not None)
+    csv_faces = sorted((Path(r["file"]).name, r["face"]) for r in rows if r["status"] == "face")
+    assert table_faces == csv_faces
+
+    # With a filter on, the export still writes everything, and says so.
+    window.batch_panel.filter.setCurrentText("No mask")
+    window.act_export_csv.trigger()
+    assert window.statusBar().currentMessage().startswith("Exported all 4 images")
+    assert "only changes what the table shows" in window.statusBar().currentMessage()
+    with open(out, newline="", encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == model.rowCount()
+
+    # Results made before a settings change say so; running the photos again clears it.
+    assert window.batch_panel.stale.isHidden()
+    from dataclasses import replace
+
+    from core.config import DetectorConfig
+
+    window.apply_settings(replace(window.settings, detector=DetectorConfig(min_face_size=24)))
+    assert not window.batch_panel.stale.isHidden()
+    assert "face detector settings changed" in window.batch_panel.stale.text()
 
 
 def test_json_and_submission_exports(classified_window, qtbot, photo_folder, tmp_path, monkeypatch):

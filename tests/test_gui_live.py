@@ -149,8 +149,10 @@ def test_a_slow_analyzer_drops_frames_instead_of_lagging(make_window, qtbot, sce
     assert len(shown) < 30 and window.live.slot.dropped == 30 - len(shown), "the rest were dropped, not queued"
 
 
-def test_alert_banner_and_beep_are_rate_limited(classified_window, qtbot, monkeypatch):
-    """Frames whose faces all stay unmasked: one banner, one beep, then quiet during the cool-down."""
+def test_alert_banner_names_people_clears_and_logs(classified_window, qtbot, monkeypatch, tmp_path):
+    """Frames with one unmasked face at the top of the picture: one beep, the banner names #1 in a
+    bar above the picture (it covers no box or caption), the alert log lists them, and once they
+    mask up the banner goes at once; the logs are written only on export."""
     from app.inference import FrameResult
     from app.tracking import AlertOptions, LiveStats
     from core.analyzer import HeadResult
@@ -163,14 +165,66 @@ def test_alert_banner_and_beep_are_rate_limited(classified_window, qtbot, monkey
     options = AlertOptions(enabled=True, frames=3, beep=True, cooldown_s=3600)
     window.apply_settings(replace(window.settings, alerts=options))
     stats = LiveStats(options)
-    face = TrackedFace(np.array([100, 100, 180, 180], np.float32), np.zeros((5, 2), np.float32), 0.99,
-                       HeadResult(Mask.NOT_WEAR, (0.1, 0.1, 0.8)), HeadResult(Gender.MALE, (0.9, 0.1)),
-                       HeadResult(Age.UNDER_30, (0.8, 0.1, 0.1)), track_id=1)
-    image = np.zeros((480, 640, 3), np.uint8)
+
+    def person(mask: Mask) -> TrackedFace:
+        probs = [0.1, 0.1, 0.1]
+        probs[int(mask)] = 0.8
+        return TrackedFace(np.array([100, 2, 180, 82], np.float32), np.zeros((5, 2), np.float32), 0.99,
+                           HeadResult(mask, tuple(probs)), HeadResult(Gender.MALE, (0.9, 0.1)),
+                           HeadResult(Age.UNDER_30, (0.8, 0.1, 0.1)), track_id=1)
+
+    image = np.full((480, 640, 3), 90, np.uint8)
+    view = window.live_panel.view
     for i in range(8):
+        face = person(Mask.NOT_WEAR)
         window.show_frame(FrameResult(window.live.session, i, image, [face], stats.update([face]), 0.01, 0.0))
         if i == 1:
-            assert window.live_panel.view.banner == "" and not beeps
-    assert "without a mask" in window.live_panel.view.banner
-    assert beeps == [1]
-    assert window.live_panel.view.emphasised == {0}
+            assert view.banner == "" and not beeps
+    assert view.banner == "No mask: #1" and beeps == [1] and view.emphasised == {0}
+
+    # The banner is a bar above the picture: the box and its caption (flipped below the box at
+    # the picture's top edge) are all below it, and the bar is painted in the banner's red.
+    rect = view.image_rect()
+    bar = view.banner_height()
+    assert bar > 0 and rect.top() >= bar
+    top_left = view.map_from_image(100, 2)
+    assert top_left.y() >= bar
+    picture = view.grab().toImage()
+    assert _near(picture.pixelColor(5, round(bar / 2)), QColor(217, 52, 43))
+    assert _near(picture.pixelColor(round(top_left.x()) + 10, round(top_left.y())), mask_colour(Mask.NOT_WEAR))
+
+    panel = window.alert_panel
+    assert panel.model.rowCount() == 1 and panel.model.index(0, 1).data() == "#1"
+    assert panel.model.index(0, 2).data() == "No mask"
+
+    for i in range(8, 10):  # masks up: the banner goes with the first frame that says so
+        face = person(Mask.WEAR)
+        window.show_frame(FrameResult(window.live.session, i, image, [face], stats.update([face]), 0.01, 0.0))
+    assert view.banner == "" and view.image_rect().top() < bar
+    assert window.alert_log.entries[0].ended is not None
+
+    alerts_csv, minutes_csv = tmp_path / "alerts.csv", tmp_path / "minutes.csv"
+    assert not alerts_csv.exists()
+    monkeypatch.setattr("app.main_window.QFileDialog.getSaveFileName", lambda *a, **k: (str(alerts_csv), ""))
+    window.act_export_alerts.trigger()
+    monkeypatch.setattr("app.main_window.QFileDialog.getSaveFileName", lambda *a, **k: (str(minutes_csv), ""))
+    window.act_export_counts.trigger()
+    assert alerts_csv.read_text(encoding="utf-8").splitlines()[1].split(",")[1:3] == ["1", "No mask"]
+    assert minutes_csv.read_text(encoding="utf-8").splitlines()[0].startswith("minute,faces_max")
+
+
+def test_messages_sit_in_a_corner_not_on_the_faces(qtbot):
+    """"Paused", "end of video", a file name: in the top-left corner, the middle of the picture
+    (where faces are) left clear."""
+    from app.frame_view import FrameView
+
+    view = FrameView()
+    qtbot.addWidget(view)
+    view.resize(640, 480)
+    view.set_frame(np.full((480, 640, 3), 200, np.uint8), [])
+    view.set_message("clip.avi: end of video")
+    view.set_hud("25.0 fps · 40 ms/frame")
+    picture = view.grab().toImage()
+    assert _near(picture.pixelColor(320, 240), QColor(200, 200, 200), tolerance=3)  # the middle is the picture
+    assert picture.pixelColor(14, 14).lightness() < 100  # the message box, top left
+    assert picture.pixelColor(14, 480 - 14).lightness() < 100  # the HUD box, bottom left

@@ -48,25 +48,45 @@ def test_video_capture_failing_mid_stream_reconnects_and_resumes(make_window, qt
 
 
 def test_lost_camera_is_retried_with_a_message_until_it_returns(make_window, qtbot, shared_data):
+    """A camera that played and then drops out is retried ("Camera lost … Retrying") until it
+    is back; while it first connects, a slow camera gets a few attempts."""
     image = cv2.resize(cv2.imread(str(shared_data / "face_mask_853" / "images" / SCENE)), (640, 480))
     opened = CallLog()
 
+    class DropsOut(FakeCamera):
+        def __init__(self, frames: int) -> None:
+            super().__init__(image)
+            self.left = frames
+
+        def read(self):
+            self.left -= 1
+            return super().read() if self.left >= 0 else (False, None)
+
     def factory(source: Source):
         assert source.kind is SourceKind.CAMERA
-        return ClosedCapture() if opened.add(source) <= 2 else FakeCamera(image)
+        n = opened.add(source)
+        if n == 1:
+            return ClosedCapture()  # slow to start: the second attempt opens it
+        if n == 2:
+            return DropsOut(frames=10)
+        return ClosedCapture() if n <= 4 else FakeCamera(image)  # unplugged for two retries, then back
 
     window = make_window(capture_factory=factory, camera_probe=lambda: [0])
     qtbot.waitUntil(lambda: window.live_panel.sources.count() == 1, timeout=10_000)
-    messages: list[str] = []
-    window.live.stateChanged.connect(lambda state, message: messages.append(message) if state is CaptureState.LOST else None)
+    messages: list[tuple[CaptureState, str]] = []
+    window.live.stateChanged.connect(lambda state, message: messages.append((state, message)))
 
     window.start_live()
     view = window.live_panel.view
     qtbot.waitUntil(lambda: view.message.startswith("Camera lost"), timeout=WAIT_MS)
     assert "Retrying" in view.message
-    qtbot.waitUntil(lambda: len(view.faces) >= 3, timeout=WAIT_MS)
-    assert view.message == ""
-    assert len(messages) == 2 and "attempt 2" in messages[1]
+    # Back: the fifth open plays again, and the message goes with its first frame.
+    qtbot.waitUntil(lambda: len(opened.items) >= 5 and messages[-1] == (CaptureState.PLAYING, "Reconnected"), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: len(view.faces) >= 3 and view.message == "", timeout=WAIT_MS)
+    assert messages[1] == (CaptureState.CONNECTING, "Connecting to Camera 0… (attempt 2 of 3)")
+    lost = [m for s, m in messages if s is CaptureState.LOST]
+    assert len(lost) == 3 and "attempt 3" in lost[-1], lost
+    assert not window.live_panel.failure_bar.isVisibleTo(window)
 
     window.stop_live()
     qtbot.waitUntil(lambda: window.live.state is CaptureState.STOPPED, timeout=WAIT_MS)
@@ -74,6 +94,34 @@ def test_lost_camera_is_retried_with_a_message_until_it_returns(make_window, qtb
     qtbot.wait(300)
     assert window.frames_shown == frames, "nothing arrives after Stop"
     assert view.message == "Stopped"
+
+
+def test_a_stream_that_never_connects_says_why_and_offers_retry(make_window, qtbot):
+    """No "lost … retrying" for a stream that never sent a picture: after a few attempts it
+    says it could not connect, and why, with a Retry button that tries again."""
+    opened = CallLog()
+
+    def factory(source: Source):
+        opened.add(source)
+        return ClosedCapture()
+
+    window = make_window(capture_factory=factory)
+    states: list[tuple[CaptureState, str]] = []
+    window.live.stateChanged.connect(lambda state, message: states.append((state, message)))
+    window.open_source(Source.url("rtsp://admin:secret@10.0.0.2:554/live"))
+    qtbot.waitUntil(lambda: window.live.state is CaptureState.FAILED, timeout=WAIT_MS)
+    message = window.live_panel.view.message
+    assert message == ("Could not connect to rtsp://admin:***@10.0.0.2:554/live (no answer: check the address, "
+                       "the network and that the stream is running).")
+    assert CaptureState.LOST not in [s for s, _ in states] and "retrying" not in " ".join(m for _, m in states).lower()
+    assert len(opened.items) == 3
+    panel = window.live_panel
+    assert panel.failure_bar.isVisibleTo(window) and panel.failure.text() == message
+    assert not window.live.running
+
+    panel.retry.click()  # tries the same source again
+    qtbot.waitUntil(lambda: len(opened.items) == 6 and window.live.state is CaptureState.FAILED, timeout=WAIT_MS)
+    assert panel.failure_bar.isVisibleTo(window)
 
 
 def test_pause_holds_the_video_and_resume_continues(make_window, qtbot, scene_video):

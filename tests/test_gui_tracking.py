@@ -84,22 +84,46 @@ def test_unclassified_faces_are_neither_counted_nor_alerted():
     assert notes.alert is None and not notes.alerting
 
 
-def test_alert_after_n_consecutive_frames_then_rate_limited():
+def test_alert_after_n_consecutive_frames_with_a_cool_down_per_person():
     clock = Clock()
     stats = LiveStats(AlertOptions(frames=3, cooldown_s=10.0), clock=clock)
     alerts = [stats.update([face(1, Mask.NOT_WEAR)]).alert for _ in range(3)]
     assert alerts[:2] == [None, None] and alerts[2] is not None
-    assert "1 without a mask" in alerts[2].message and alerts[2].track_ids == (1,)
+    assert alerts[2].message == "No mask: #1" and alerts[2].track_ids == (1,)
     # The same face does not alert again while it stays unmasked.
     assert all(stats.update([face(1, Mask.NOT_WEAR)]).alert is None for _ in range(5))
-    # Another face crosses the threshold during the cool-down: highlighted, but no new alert yet...
+    # Another person crossing the threshold alerts at once: the cool-down is #1's, not theirs.
+    alerts = [stats.update([face(1, Mask.NOT_WEAR), face(2, Mask.INCORRECT, x=300)]).alert for _ in range(3)]
+    assert alerts[:2] == [None, None] and alerts[2].track_ids == (2,) and alerts[2].message == "Mask worn wrongly: #2"
+    # #1 masks up and takes it off again within their cool-down: highlighted, named, not announced again...
+    stats.update([face(1, Mask.WEAR), face(2, Mask.INCORRECT, x=300)])
     for _ in range(3):
         notes = stats.update([face(1, Mask.NOT_WEAR), face(2, Mask.INCORRECT, x=300)])
     assert notes.alert is None and notes.alerting == {0, 1}
-    # ...until the cool-down is over.
-    clock.now = 11.0
-    notes = stats.update([face(1, Mask.NOT_WEAR), face(2, Mask.INCORRECT, x=300)])
-    assert notes.alert is not None and "1 wearing it wrongly" in notes.alert.message
+    assert notes.banner == "No mask: #1 · Mask worn wrongly: #2"
+    # ...and announced once it is over.
+    clock.now = 10.5
+    stats.update([face(1, Mask.WEAR), face(2, Mask.INCORRECT, x=300)])
+    for _ in range(3):
+        notes = stats.update([face(1, Mask.NOT_WEAR), face(2, Mask.INCORRECT, x=300)])
+    assert notes.alert is not None and notes.alert.track_ids == (1,)
+
+
+def test_the_banner_names_who_alerts_now_and_lets_go_once_they_mask_up_or_leave():
+    clock = Clock()
+    stats = LiveStats(AlertOptions(frames=2, cooldown_s=60.0), clock=clock)
+    for _ in range(2):
+        notes = stats.update([face(4, Mask.NOT_WEAR), face(9, Mask.INCORRECT, x=200), face(5, Mask.WEAR, x=400)])
+    assert notes.banner == "No mask: #4 · Mask worn wrongly: #9"
+    clock.now += 0.1
+    notes = stats.update([face(4, Mask.WEAR), face(9, Mask.INCORRECT, x=200)])  # #4 masks up: off at once
+    assert notes.banner == "Mask worn wrongly: #9"
+    clock.now += 0.3
+    notes = stats.update([face(4, Mask.WEAR)])  # #9 missed for a moment: still named (no flicker)...
+    assert notes.banner == "Mask worn wrongly: #9"
+    clock.now += 0.4
+    notes = stats.update([face(4, Mask.WEAR)])  # ...and let go 0.7 s after they were last seen
+    assert notes.banner == "" and notes.alerting_people == ()
 
 
 def test_a_streak_is_broken_by_a_worn_mask_but_not_by_a_missed_detection():
@@ -142,3 +166,14 @@ def test_stream_passwords_are_not_shown_or_logged():
     assert Source.url("rtsp://admin:secret@10.0.0.2:554/live").label == "rtsp://admin:***@10.0.0.2:554/live"
     assert Source.url("http://cam.local/video.mjpg").label == "http://cam.local/video.mjpg"
     assert Source.file("/videos/clip.avi").label == "clip.avi" and Source.camera(1).label == "Camera 1"
+
+
+def test_captions_say_question_mark_for_a_gender_or_age_the_classifier_is_unsure_of():
+    from app.overlay import face_caption
+
+    sure = face(3, Mask.WEAR)  # gender 0.8, age 0.8
+    unsure = TrackedFace(box=sure.box, landmarks=sure.landmarks, det_score=0.99, track_id=4, mask=sure.mask,
+                         gender=HeadResult(Gender.MALE, (0.55, 0.45)), age=HeadResult(Age.OVER_60, (0.3, 0.3, 0.4)))
+    assert face_caption(sure, 0.6) == "#3 Mask ✓ · F · 30–59 (0.80)"
+    assert face_caption(unsure, 0.6) == "#4 Mask ✓ · ? · ? (0.80)"
+    assert face_caption(unsure, 0.0) == "#4 Mask ✓ · M · 60+ (0.80)"  # threshold 0: every guess shown

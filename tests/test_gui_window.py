@@ -45,6 +45,7 @@ def test_settings_are_applied_to_the_worker_and_persisted(make_window, qtbot, gu
         snapshot_dir=str(tmp_path / "shots"),
         blur_snapshots=True,
         batch_recursive=False,
+        label_min_confidence=0.8,
     )
     window.apply_settings(new)
     worker = window.live.worker
@@ -52,6 +53,9 @@ def test_settings_are_applied_to_the_worker_and_persisted(make_window, qtbot, gu
     qtbot.waitUntil(lambda: worker.stats.options == new.alerts, timeout=10_000)
     reread = load_settings(QSettings(gui_store.fileName(), QSettings.Format.IniFormat))
     assert reread == new
+    # The caption threshold reaches both views and the batch table at once.
+    assert window.live_panel.view.min_confidence == window.batch_panel.preview.min_confidence == 0.8
+    assert window.batch_panel.model.min_confidence == 0.8
 
 
 def test_window_geometry_is_restored(qtbot, gui_store):
@@ -92,7 +96,9 @@ def test_settings_dialog_round_trip(make_window, qtbot, monkeypatch, tmp_path):
     dialog.alert_frames.setValue(7)
     dialog.alert_beep.setChecked(True)
     dialog.snapshot_dir.setText(str(tmp_path / "elsewhere"))
+    dialog.label_confidence.setValue(0.75)
     edited = dialog.settings()
+    assert edited.label_min_confidence == 0.75
     assert edited.detector == DetectorConfig(min_face_size=30, thresholds=(0.6, 0.7, 0.8))
     assert (edited.alerts.frames, edited.alerts.beep) == (7, True)
     assert edited.snapshot_dir == str(tmp_path / "elsewhere")
@@ -115,3 +121,21 @@ def test_stream_address_is_checked_and_export_needs_results(make_window, monkeyp
     window.act_export_csv.trigger()
     assert "no results" in told[-1]
     assert window.snapshot() is None  # nothing on screen yet: nothing saved
+
+
+def test_about_reads_as_a_model_card_with_the_weights_licence(make_window, monkeypatch):
+    """Help › About: what the classifier tells and learnt from, in words (no raw metadata), the
+    licence its weights carry (the shipped model's from its MODEL_CARD.md), and the detector's."""
+    window = make_window()
+    if window.model_info.detection_only:
+        import pytest
+
+        pytest.skip("no shipped classifier")
+    shown: list[str] = []
+    monkeypatch.setattr("app.main_window.QMessageBox.about", lambda parent, title, text: shown.append(text))
+    window.about()
+    (text,) = shown
+    assert "Licence of the weights." in text and "non-commercial research use only" in text
+    assert "mask worn wrongly" in text and "not_wear" not in text
+    assert "{" not in text and "validation_score" not in text  # no JSON blob
+    assert "MIT licence" in text  # the detector's weights

@@ -207,7 +207,31 @@ def test_a_one_frame_flicker_is_not_confirmed_and_costs_no_full_search(analyzer,
     assert all(f.confirmed for f in later[-1]) and len(later[-1]) == len(first) - 1
 
 
-@pytest.mark.parametrize("bad", [{"detect_every": 0}, {"classify_every": 0}, {"smoothing": 0.0}, {"region_scale": 1.0}])
+@pytest.mark.parametrize("bad", [{"detect_every": 0}, {"classify_every": 0}, {"smoothing": 0.0}, {"region_scale": 1.0},
+                                 {"idle_detect_every": 0}, {"motion_level": 0.0}, {"motion_share": 1.0}])
 def test_live_config_refuses_settings_that_cannot_work(bad):
     with pytest.raises(ValueError):
         LiveConfig(**bad)
+
+
+def test_an_empty_still_scene_is_not_searched_and_a_person_walking_in_is_boxed_as_soon(analyzer, shared_data):
+    """idle_skip: with nobody in view and a still picture no full search runs (a thumbnail is
+    compared instead); the person walking in changes the picture, so they get their first
+    confirmed box in the same frame as with a full search on every frame (the baseline)."""
+    from bench.frames import entering_clip
+
+    enter_at = 60
+    clip = list(entering_clip(enter_at + 30, enter_at))
+    searches, first = {}, {}
+    for skip in (False, True):
+        live = LiveAnalyzer(analyzer, replace(LiveConfig(), idle_skip=skip))
+        for i, frame in enumerate(clip):
+            faces = live.process(frame)
+            if i == enter_at - 1:
+                searches[skip] = live.counters.full_detections
+                assert faces == [], "the painted-out street holds no face"
+            if i >= enter_at and skip not in first and any(f.confirmed for f in faces):
+                first[skip] = i
+    assert searches[False] == enter_at  # the baseline searches every empty frame
+    assert searches[True] <= enter_at / 10, searches  # one at the start, then one every idle_detect_every
+    assert first[True] == first[False], first

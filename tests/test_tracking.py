@@ -102,3 +102,11 @@ def test_one_box_goes_to_one_track():
     ids(tracker, box(100, 100), box(112, 100))  # two overlapping faces
     assert sorted(ids(tracker, box(106, 100))) in ([1], [2])
     assert len(tracker.tracks) == 2  # the other one is missed, not merged
+
+
+def test_a_retired_track_ends_at_once_and_its_id_is_not_reused():
+    tracker = Tracker()
+    assert ids(tracker, box(100, 100), box(300, 100)) == [1, 2]
+    tracker.retire({2})
+    assert [t.track_id for t in tracker.tracks] == [1]
+    assert ids(tracker, box(102, 100), box(302, 100)) == [1, 3]

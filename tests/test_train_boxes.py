@@ -12,15 +12,16 @@ import pytest
 from core.crop import crop_face
 from core.imageio import load_image
 from core.labels import Gender, Mask
-from training import prepare as prepare_module
-from training.cache import TEST_FOLD, Cache, CachedFace, read_png, runtime_name
+from training.data import prepare as prepare_module
+from training.data.cache import TEST_FOLD, Cache, CachedFace, read_png, runtime_name
 from training.config import ConfigError, EvaluateConfig, PrepareConfig, SplitConfig
-from training.datasets import ManifestRow, parse_spec, read_boxes, read_csv_manifest, read_dataset
-from training.evaluate import breakdown
-from training.metrics import IGNORE
-from training.prepare import box_key, prepare
-from training.split import assign_holdout, duplicate_groups, split
-from training.train import held_out_faces, split_faces
+from training.data.readers import parse_spec, read_boxes, read_csv_manifest, read_dataset
+from training.data.records import ManifestRow
+from training.classifier.evaluate import breakdown
+from training.classifier.metrics import IGNORE
+from training.data.prepare import box_key, prepare
+from training.data.split import assign_holdout, duplicate_groups, split
+from training.classifier.folds import held_out_faces, split_faces
 
 
 def touch(path: Path, data: bytes = b"\xff\xd8 not decoded by the readers") -> Path:
@@ -248,7 +249,7 @@ def test_duplicate_photos_merge_their_people(population):
 
 def test_holdout_is_stratified_disjoint_saved_and_keeps_duplicates_together(population):
     cache, faces = population
-    summary = split(SplitConfig(cache=cache.root, folds=3, holdout=0.2, seed=1))
+    summary = split(SplitConfig(cache=cache.root, num_folds=3, holdout=0.2, seed=1))
     folds = cache.read_folds()
     assert set(folds) == {f.row.person_id for f in faces}
     test = {p for p, k in folds.items() if k == TEST_FOLD}
@@ -261,7 +262,7 @@ def test_holdout_is_stratified_disjoint_saved_and_keeps_duplicates_together(popu
     assert {r["fold"] for r in written} == {"0", "1", "2", "test"}
     assert {r["group"] for r in written if r["person_id"] in ("src/p0", "src/p1", "src/p2")} == {"src/p0"}
     # The same settings give the same test split.
-    split(SplitConfig(cache=cache.root, folds=3, holdout=0.2, seed=1))
+    split(SplitConfig(cache=cache.root, num_folds=3, holdout=0.2, seed=1))
     assert {p for p, k in cache.read_folds().items() if k == TEST_FOLD} == test
 
     # train never sees the test people, in any fold, for training or validation.
@@ -278,7 +279,7 @@ def test_holdout_is_stratified_disjoint_saved_and_keeps_duplicates_together(popu
 
 def test_without_holdout_there_is_no_test_split(population):
     cache, _ = population
-    summary = split(SplitConfig(cache=cache.root, folds=3))
+    summary = split(SplitConfig(cache=cache.root, num_folds=3))
     assert summary.test_people == 0 and TEST_FOLD not in cache.read_folds().values()
     with pytest.raises(ConfigError, match="no test split"):
         held_out_faces(cache)
@@ -295,11 +296,11 @@ def test_assign_holdout_takes_each_strata_share():
 
 
 def test_evaluate_config_split_values():
-    assert EvaluateConfig(run_dir=Path("r"), split="test").split == "test"
+    assert EvaluateConfig(run_dir=Path("r"), subset="test").subset == "test"
     with pytest.raises(ConfigError):
-        EvaluateConfig(run_dir=Path("r"), split="train")
+        EvaluateConfig(run_dir=Path("r"), subset="train")
     with pytest.raises(ConfigError):
-        EvaluateConfig(run_dir=Path("r"), split="test", fold=1)
+        EvaluateConfig(run_dir=Path("r"), subset="test", fold=1)
 
 
 # ------------------------------------------------------------------------------ evaluate breakdown

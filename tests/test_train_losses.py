@@ -8,11 +8,11 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
 from training.config import TrainConfig  # noqa: E402
-from training.data import IGNORE, class_weights  # noqa: E402
-from training.losses import MultiHeadLoss, head_loss  # noqa: E402
-from training.metrics import confusion, macro_f1, score  # noqa: E402
+from training.classifier.dataset import IGNORE, class_weights  # noqa: E402
+from training.classifier.losses import MultiHeadLoss, head_loss  # noqa: E402
+from training.classifier.metrics import confusion, macro_f1, score  # noqa: E402
 from core.labels import marginals  # noqa: E402
-from training.train import mix_batch  # noqa: E402
+from training.classifier.mixing import mix_batch  # noqa: E402
 
 
 def test_plain_loss_equals_torch_cross_entropy_with_ignore_index():

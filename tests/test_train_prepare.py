@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.cache import Cache
+from training.data.cache import Cache
 from training.config import ConfigError, PrepareConfig
-from training.prepare import choose_face, prepare
+from training.data.prepare import choose_face, prepare
 from tests.train_helpers import utk_faces
 
 
@@ -121,3 +121,20 @@ def test_a_photo_listed_for_two_people_is_a_warning(photos, tmp_path):
     assert summary.reader_warnings == 1 and summary.images == 1
     problems = list(csv.DictReader(open(tmp_path / "c2" / "problems.csv")))
     assert "listed for two people" in problems[0]["message"]
+
+
+def test_a_file_name_that_is_not_utf8_is_a_problem_row_not_a_crash(tmp_path, samples_dir):
+    """The manifest is UTF-8: such a photo cannot be named in it, so it is reported (escaped) and
+    left out, and the run (and every rerun) finishes with the other photos."""
+    folder = tmp_path / "folders" / "with_mask"
+    folder.mkdir(parents=True)
+    shutil.copy(samples_dir / "scene_incorrect.jpg", folder / "ok.jpg")
+    shutil.copy(samples_dir / "scene_mixed.jpg", os.fsdecode(os.fsencode(folder) + b"/bad\xffname.jpg"))
+    config = PrepareConfig(data=(f"folders={tmp_path / 'folders'}",), cache=tmp_path / "cache")
+    for _ in range(2):
+        summary = prepare(config, progress=False)
+        assert summary.status["ok"] == 1
+        with open(Cache(tmp_path / "cache").problems_path, newline="", encoding="utf-8") as handle:
+            problems = list(csv.DictReader(handle))
+        assert [p["file"].endswith("bad\\xffname.jpg") for p in problems] == [True]
+        assert "not valid UTF-8" in problems[0]["message"]

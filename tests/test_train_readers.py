@@ -7,10 +7,8 @@ from pathlib import Path
 import pytest
 
 from core.labels import Age, Gender, Mask
-from training.datasets import (
-    LabelError,
-    ManifestRow,
-    parse_age,
+from training.data.records import LabelError, ManifestRow, parse_age
+from training.data.readers import (
     parse_spec,
     read_competition,
     read_csv_manifest,

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from core.labels import Gender, Mask
-from training.cache import CachedFace, Cache
+from training.data.cache import CachedFace, Cache
 from training.config import ConfigError, SplitConfig
-from training.datasets import ManifestRow
-from training.split import _refuse_moving_trained_people, assign_folds, person_stratum, split
+from training.data.records import ManifestRow
+from training.data.split import _refuse_moving_trained_people, assign_folds, person_stratum, split
 
 
 def people(n: int, seed: int = 0) -> dict[str, list[CachedFace]]:
@@ -80,7 +80,7 @@ def test_split_writes_folds_csv(tmp_path):
                 mask = "" if r.mask is None else ["wear", "incorrect", "not_wear"][r.mask]
                 writer.writerow([r.path, r.person_id, r.source, mask, ["male", "female"][r.gender], r.age, "", "ok", f.crop])
         writer.writerow(["lost.jpg", "lost", "x", "wear", "", "", "", "no_face", ""])  # not in any fold
-    summary = split(SplitConfig(cache=tmp_path, folds=4))
+    summary = split(SplitConfig(cache=tmp_path, num_folds=4))
     rows = list(csv.DictReader(open(cache.folds_path)))
     assert len(rows) == len({r["person_id"] for r in rows}) == 20
     assert sum(summary.photos_per_fold) == 80 and sum(summary.people_per_fold) == 20

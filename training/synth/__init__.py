@@ -2,21 +2,14 @@
 
 Real photos of wrongly worn masks are rare, so masks are drawn procedurally (cv2/numpy, no
 templates) on UTKFace chips from core's MTCNN landmarks. Modules: geometry (where the mask
-goes), styles (what it looks like), render (lighting, feathering, compositing), pipeline
-(files and manifest), sheet (a contact sheet to look at).
+goes), styles (what it looks like), render (lighting, feathering, compositing), source
+(the unmasked faces), pipeline (files and manifest), sheet (a contact sheet to look at).
 """
 from training.synth.geometry import FaceFrame, MaskGeometry, Placement, choose_placement, place_mask
-from training.synth.pipeline import (
-    COLUMNS,
-    SourceFace,
-    SynthError,
-    SynthSummary,
-    pad_context,
-    read_source,
-    synthesize,
-)
+from training.synth.pipeline import COLUMNS, SynthSummary, pad_context, synthesize
 from training.synth.render import Rendered, render, render_mask
 from training.synth.sheet import contact_sheet, write_contact_sheet
+from training.synth.source import SourceFace, SynthError, read_source
 from training.synth.styles import STYLES, MaskStyle, sample_style
 
 __all__ = [

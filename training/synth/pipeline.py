@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -29,12 +28,13 @@ import numpy as np
 from tqdm import tqdm
 
 from core.atomic import atomic_open
-from core.config import DetectorConfig
 from core.imageio import ImageReadError, load_image
 from core.labels import LABEL_NAMES
 from core.mtcnn import MTCNN, Detection
+from training.detector.reference import reference_detector
 from training.synth.geometry import FaceFrame, Placement
 from training.synth.render import render_mask
+from training.synth.source import SourceFace, SynthError, read_source
 from training.synth.styles import STYLES, sample_style
 
 log = logging.getLogger(__name__)
@@ -51,29 +51,6 @@ JPEG_QUALITY = 92
 #: 340 px, enough for MTCNN and, for most chips, for prepare's cached crop (1.4 × 1.25 × the box).
 PAD_FRACTION = 0.35
 MIN_FACE = 40
-
-_UTK_NAME = re.compile(r"^(\d+)_(\d)_")
-_GENDERS = {"0": 0, "1": 1, "male": 0, "female": 1, "m": 0, "f": 1}
-
-
-class SynthError(Exception):
-    """Bad input or an output folder that cannot be resumed; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class SourceFace:
-    """One unmasked face picture and its labels (None: unknown)."""
-
-    index: int  # position in the source list: seeds this face's randomness
-    path: Path
-    person_id: str  # the source file name
-    age: float | None
-    gender: int | None
-
-    @property
-    def stem(self) -> str:
-        return self.person_id.split(".", 1)[0]
-
 
 @dataclass
 class SynthSummary:
@@ -105,60 +82,6 @@ class _FaceResult:
     rows: list[dict[str, str]] = field(default_factory=list)
     written: int = 0
     reused: int = 0
-
-
-# ------------------------------------------------------------------------------------ source
-
-
-def _parse_gender(text: str) -> int | None:
-    text = text.strip().lower()
-    if text == "":
-        return None
-    if text not in _GENDERS:
-        raise ValueError(f"unknown gender {text!r}")
-    return _GENDERS[text]
-
-
-def _parse_age(text: str) -> float | None:
-    text = text.strip()
-    return float(text) if text else None
-
-
-def read_source(source: str | Path) -> list[SourceFace]:
-    """The faces of a labels CSV (columns path, age, gender; paths relative to the CSV's folder),
-    of a folder holding labels.csv, or of a folder of UTKFace-named files (<age>_<gender>_...)."""
-    source = Path(source)
-    if source.is_dir() and (source / "labels.csv").is_file():
-        source = source / "labels.csv"
-    faces: list[SourceFace] = []
-    if source.is_file():
-        with open(source, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if "path" not in (reader.fieldnames or []):
-                raise SynthError(f"{source}: no 'path' column")
-            for line, row in enumerate(reader, start=2):
-                try:
-                    age, gender = _parse_age(row.get("age") or ""), _parse_gender(row.get("gender") or "")
-                except ValueError as exc:
-                    log.warning("%s:%d: %s (row skipped)", source, line, exc)
-                    continue
-                path = Path(row["path"])
-                path = path if path.is_absolute() else source.parent / path
-                faces.append(SourceFace(len(faces), path, path.name, age, gender))
-    elif source.is_dir():
-        named = ((p, _UTK_NAME.match(p.name)) for p in sorted(source.rglob("*")) if p.is_file())
-        for path, match in ((p, m) for p, m in named if m is not None):
-            gender = int(match.group(2))
-            faces.append(SourceFace(len(faces), path, path.name, float(match.group(1)), gender if gender in (0, 1) else None))
-    else:
-        raise SynthError(f"{source}: no such file or folder")
-    if not faces:
-        raise SynthError(f"{source}: no faces listed")
-    stems = Counter(face.stem for face in faces)
-    duplicated = [stem for stem, n in stems.items() if n > 1]
-    if duplicated:
-        raise SynthError(f"{source}: {len(duplicated)} file names repeat (e.g. {duplicated[0]}); outputs are named after them")
-    return faces
 
 
 # ------------------------------------------------------------------------------------ per face
@@ -375,7 +298,7 @@ def synthesize(source: str | Path | Sequence[SourceFace], out_dir: str | Path, p
     faces = faces[:limit] if limit is not None else faces
     out_dir = Path(out_dir)
     settings = _settings(per_face, seed, pad_fraction, source_tag)
-    job = _Job(out_dir, detector or MTCNN(config=DetectorConfig(min_face_size=min_face)), per_face, seed,
+    job = _Job(out_dir, detector or reference_detector(min_face=min_face), per_face, seed,
                pad_fraction, source_tag, _reusable(out_dir, settings))
     (out_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     with atomic_open(out_dir / SETTINGS_NAME, "w", encoding="utf-8") as handle:

@@ -10,13 +10,14 @@ import cv2
 import numpy as np
 
 from core.atomic import atomic_open
-from core.config import DetectorConfig
 from core.crop import crop_face
 from core.imageio import ImageReadError, load_image
 from core.mtcnn import MTCNN, Detection
+from training.detector.reference import reference_detector
 from training.synth.geometry import FaceFrame, Placement
-from training.synth.pipeline import MIN_FACE, PAD_FRACTION, SourceFace, detect_face, output_rng, read_source
+from training.synth.pipeline import MIN_FACE, PAD_FRACTION, detect_face, output_rng
 from training.synth.render import render_mask
+from training.synth.source import SourceFace, SynthError, read_source
 from training.synth.styles import STYLES, sample_style
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,13 @@ def _usable_face(faces: Sequence[SourceFace], start: int, detector: MTCNN,
 def contact_sheet(faces: Sequence[SourceFace], seed: int = 0, tile: int = 96, detector: MTCNN | None = None,
                   styles: Sequence[str] = STYLES, pad_fraction: float = PAD_FRACTION) -> np.ndarray:
     """BGR image: for each style, one face (spread over `faces`) in every placement, labelled."""
-    detector = detector or MTCNN(config=DetectorConfig(min_face_size=MIN_FACE))
+    detector = detector or reference_detector(min_face=MIN_FACE)
     rows: list[np.ndarray] = []
     for r, style_name in enumerate(styles):
         # One face per row, spread evenly over the list: labels.csv is sorted by age.
         usable = _usable_face(faces, int((r + 0.5) * len(faces) / len(styles)), detector, pad_fraction)
         if usable is None:
-            raise ValueError("contact sheet: no face found in the source")
+            raise SynthError("contact sheet: no face found in the source")
         face, padded, found = usable
         style = sample_style(style_name, np.random.default_rng([seed, 3, face.index]))
         row = np.full((tile, _LABEL_W + tile * len(COLUMNS), 3), 40, np.uint8)

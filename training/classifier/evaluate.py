@@ -1,0 +1,264 @@
+"""`evaluate`: scores of a run on its validation fold (or, with split="test", on the held-out test
+split of `mask-train split --holdout`), as numbers, pictures and a short report.
+
+The model is either the run's best checkpoint (torch) or an exported ONNX file run through
+core's Classifier, the app's own path; both see the cached runtime crop (crop_face at the
+model's margin and input size, as the app makes it).
+
+Writes into <run>/eval (test split: <run>/eval_test; or --out): metrics.json, report.md,
+confusion_<head>.png, predictions.csv, errors_by_age.csv and breakdown.csv (per-head macro-F1 and
+accuracy overall and per source, and the mask head's by gender and by age group; long format:
+by, group, head, n, f1, accuracy — the numbers a model card quotes; also in metrics.json).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from core.atomic import atomic_open
+from core.classifier import Classifier
+from core.crop import to_input
+from core.labels import HEADS as CORE_HEADS
+from core.labels import LABEL_NAMES, class_names, marginals
+from training import checkpoint
+from training.classifier.dataset import target_matrix
+from training.classifier.figures import confusion_image, save_png
+from training.classifier.folds import held_out_faces, split_faces
+from training.classifier.metrics import IGNORE, accuracy, macro_f1, score
+from training.classifier.model import build_model
+from training.config import ConfigError, EvaluateConfig, TrainConfig, load_saved
+from training.data.cache import Cache, CachedFace
+
+log = logging.getLogger(__name__)
+
+HEADS = tuple(CORE_HEADS)
+AGE_BINS = (0, 10, 20, 30, 40, 50, 60, 70, 80, 200)
+
+
+def load_best(run_dir: Path) -> tuple[TrainConfig, dict]:
+    """The run's settings and its best checkpoint."""
+    path = Path(run_dir) / "checkpoints" / "best.pt"
+    if not path.exists():
+        raise ConfigError(f"{run_dir} has no checkpoints/best.pt: train first")
+    state = checkpoint.load(path)
+    return load_saved(TrainConfig, json.loads(state["config"]), str(path)), state
+
+
+def model_from_state(config: TrainConfig, state: dict) -> torch.nn.Module:
+    model = build_model(state["architecture"], config.single_head, None, config.drop_rate)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def runtime_crops(faces: Sequence[CachedFace]) -> np.ndarray:
+    """N×S×S×3 BGR uint8: the runtime crops of `faces`."""
+    return np.stack([f.load_runtime() for f in faces])
+
+
+def _batches(faces: Sequence[CachedFace], size: int, progress: bool):
+    for start in tqdm(range(0, len(faces), size), desc="evaluate", unit="batch", disable=not progress):
+        yield faces[start : start + size]
+
+
+@torch.no_grad()
+def predict_torch(model: torch.nn.Module, faces: Sequence[CachedFace], batch_size: int, progress: bool = True) -> dict[str, np.ndarray]:
+    config = model.data_config()
+    chunks: dict[str, list[np.ndarray]] = {}
+    for batch in _batches(faces, batch_size, progress):
+        inputs = torch.from_numpy(to_input(runtime_crops(batch), config["mean"], config["std"]))
+        for head, logits in model(inputs).items():
+            chunks.setdefault(head, []).append(torch.softmax(logits, dim=1).numpy())
+    probs = {h: np.concatenate(c) for h, c in chunks.items()}
+    return marginals(probs["class"]) if "class" in probs else probs
+
+
+def predict_onnx(classifier: Classifier, faces: Sequence[CachedFace], batch_size: int, progress: bool = True) -> dict[str, np.ndarray]:
+    chunks: dict[str, list[np.ndarray]] = {h: [] for h in HEADS}
+    for batch in _batches(faces, batch_size, progress):
+        result = classifier.predict(runtime_crops(batch))
+        for head in HEADS:
+            chunks[head].append(getattr(result, head))
+    return {h: np.concatenate(c) for h, c in chunks.items()}
+
+
+def errors_by_age(faces: Sequence[CachedFace], probs: dict[str, np.ndarray], labels: np.ndarray) -> list[dict]:
+    """Per age decade (photos with an age in years): count and each head's error rate."""
+    years = np.array([f.row.age if f.row.age is not None else np.nan for f in faces])
+    rows = []
+    for low, high in zip(AGE_BINS[:-1], AGE_BINS[1:]):
+        inside = (years >= low) & (years < high)
+        if not inside.any():
+            continue
+        row: dict = {"ages": f"{low}-{high - 1}" if high < 200 else f"{low}+", "n": int(inside.sum())}
+        for i, head in enumerate(HEADS):
+            valid = inside & (labels[:, i] != IGNORE)
+            wrong = np.argmax(probs[head][valid], axis=1) != labels[valid, i]
+            row[f"{head}_error"] = round(float(wrong.mean()), 4) if valid.any() else ""
+        rows.append(row)
+    return rows
+
+
+BREAKDOWN_COLUMNS = ["by", "group", "head", "n", "f1", "accuracy"]
+
+
+def _head_scores(probs: dict[str, np.ndarray], labels: np.ndarray, rows: np.ndarray, head: str) -> tuple[int, float, float]:
+    i = HEADS.index(head)
+    valid = rows & (labels[:, i] != IGNORE)
+    truth, pred = labels[valid, i], np.argmax(probs[head][valid], axis=1)
+    return int(valid.sum()), macro_f1(truth, pred, len(LABEL_NAMES[head])), accuracy(truth, pred)
+
+
+def breakdown(faces: Sequence[CachedFace], probs: dict[str, np.ndarray], labels: np.ndarray) -> list[dict]:
+    """Per-head macro-F1 and accuracy overall ("all") and per source; the mask head's by gender and
+    by age group (photos that have both labels). Groups with no labelled photo are left out."""
+    out: list[dict] = []
+
+    def add(by: str, group: str, rows: np.ndarray, heads: Sequence[str]) -> None:
+        for head in heads:
+            n, f1, acc = _head_scores(probs, labels, rows, head)
+            if n:
+                out.append({"by": by, "group": group, "head": head, "n": n, "f1": round(f1, 4), "accuracy": round(acc, 4)})
+
+    everyone = np.ones(len(faces), dtype=bool)
+    add("all", "all", everyone, HEADS)
+    sources = np.array([f.row.source for f in faces])
+    for source in sorted(set(sources.tolist())):
+        add("source", source, sources == source, HEADS)
+    for by, column in (("gender", 1), ("age", 2)):
+        for value, name in enumerate(LABEL_NAMES[by]):
+            add(by, name, labels[:, column] == value, ("mask",))
+    return out
+
+
+def _breakdown_report(rows: list[dict]) -> list[str]:
+    lines: list[str] = []
+    cell = {(r["by"], r["group"], r["head"]): r for r in rows}
+    sources = sorted({r["group"] for r in rows if r["by"] == "source"})
+    if sources:
+        lines += ["", "## By source (macro-F1 / accuracy, photos)", "",
+                  "| source | " + " | ".join(HEADS) + " |", "|---|" + "---|" * len(HEADS)]
+        for source in sources:
+            cells = []
+            for head in HEADS:
+                r = cell.get(("source", source, head))
+                cells.append(f"{r['f1']:.4f} / {r['accuracy']:.4f} ({r['n']})" if r else "–")
+            lines.append(f"| {source} | " + " | ".join(cells) + " |")
+    for by, title in (("gender", "Mask head by gender"), ("age", "Mask head by age group")):
+        picked = [r for r in rows if r["by"] == by]
+        if picked:
+            lines += ["", f"## {title}", "", f"| {by} | photos | macro-F1 | accuracy |", "|---|---|---|---|"]
+            lines += [f"| {r['group']} | {r['n']} | {r['f1']:.4f} | {r['accuracy']:.4f} |" for r in picked]
+    return lines
+
+
+@dataclass
+class Evaluation:
+    metrics: dict
+    out_dir: Path
+    files: list[Path] = field(default_factory=list)
+
+    def describe(self) -> str:
+        m = self.metrics
+        return (
+            f"macro-F1 mask {m['mask']['f1']:.4f}, gender {m['gender']['f1']:.4f}, age {m['age']['f1']:.4f}, "
+            f"18-class {m['class']['f1']:.4f} (n={m['class']['n']}); report {self.out_dir / 'report.md'}"
+        )
+
+
+def _report(title: str, metrics: dict, by_age: list[dict], images: dict[str, str], parts: list[dict] | None = None) -> str:
+    lines = [f"# {title}", "", "| head | macro-F1 | accuracy | photos |", "|---|---|---|---|"]
+    for head in (*HEADS, "class"):
+        m = metrics[head]
+        name = "18 classes" if head == "class" else head
+        lines.append(f"| {name} | {m['f1']:.4f} | {m['accuracy']:.4f} | {m['n']} |" if m["n"] else f"| {name} | – | – | 0 |")
+    lines += ["", f"Score (mean of the heads' macro-F1): **{metrics['score']:.4f}**"]
+    lines += _breakdown_report(parts or [])
+    lines += ["", "## Confusion matrices (rows: truth, columns: prediction)", ""]
+    lines += [f"![{head}]({file})" for head, file in images.items()]
+    if by_age:
+        lines += ["", "## Error rate by age", "", "| ages | photos | mask | gender | age |", "|---|---|---|---|---|"]
+        for row in by_age:
+            cells = [f"{row[f'{h}_error']:.3f}" if row[f"{h}_error"] != "" else "–" for h in HEADS]
+            lines.append(f"| {row['ages']} | {row['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(config: EvaluateConfig, progress: bool = True) -> Evaluation:
+    """Score the run's best checkpoint (or config.onnx) on the run's validation fold, or with
+    config.subset == "test" on the cache's held-out test split."""
+    train_config, state = load_best(config.run_dir)
+    cache = Cache(config.cache or train_config.cache)
+    geometry = cache.read_info().geometry
+    if config.subset == "test":
+        fold = None
+        faces = held_out_faces(cache)
+        where = "the test split"
+    else:
+        fold = train_config.fold if config.fold is None else config.fold
+        _, faces = split_faces(cache, fold)
+        where = f"fold {fold}"
+    age_boundary = train_config.age_boundary
+    if config.onnx is not None:
+        classifier = Classifier(config.onnx)
+        meta = classifier.metadata
+        if meta.input_size != geometry.input_size or abs(meta.crop_margin - geometry.crop_margin) > 1e-6:
+            raise ConfigError(
+                f"{config.onnx.name} wants {meta.input_size} px crops at margin {meta.crop_margin}; "
+                f"the cache holds {geometry.input_size} px at {geometry.crop_margin}"
+            )
+        age_boundary = meta.age_boundary
+        probs = predict_onnx(classifier, faces, config.batch_size, progress)
+        title = f"{config.onnx.name} ({meta.model_version}) on {where}"
+    else:
+        probs = predict_torch(model_from_state(train_config, state), faces, config.batch_size, progress)
+        title = f"{train_config.model}, epoch {state['epoch']}, on {where}"
+    labels = target_matrix(faces, age_boundary, False)
+    metrics = score(probs, labels)
+    by_age = errors_by_age(faces, probs, labels)
+    parts = breakdown(faces, probs, labels)
+
+    out = config.out or Path(config.run_dir) / ("eval_test" if config.subset == "test" else "eval")
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    images: dict[str, str] = {}
+    for head, names in (*((h, LABEL_NAMES[h]) for h in HEADS), ("class", class_names())):
+        if metrics[head]["n"]:
+            path = save_png(out / f"confusion_{head}.png", confusion_image(metrics[head]["confusion"], names, f"{head} ({metrics[head]['n']} photos; rows: truth)"))
+            images[head] = path.name
+            files.append(path)
+    plain = {k: ({kk: vv.tolist() if isinstance(vv, np.ndarray) else vv for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in metrics.items()}
+    plain.update(split=config.subset, fold=fold, photos=len(faces), model=title, age_boundary=age_boundary, errors_by_age=by_age, breakdown=parts)
+    with atomic_open(out / "metrics.json", "w", encoding="utf-8") as handle:
+        json.dump(plain, handle, indent=1)
+    with atomic_open(out / "report.md", "w", encoding="utf-8") as handle:
+        handle.write(_report(f"Evaluation: {title}", metrics, by_age, images, parts))
+    with atomic_open(out / "breakdown.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=BREAKDOWN_COLUMNS)
+        writer.writeheader()
+        writer.writerows(parts)
+    with atomic_open(out / "errors_by_age.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["ages", "n", *(f"{h}_error" for h in HEADS)])
+        writer.writeheader()
+        writer.writerows(by_age)
+    with atomic_open(out / "predictions.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "person_id", "source", *(f"{h}_{k}" for h in HEADS for k in ("true", "pred", "conf"))])
+        for i, face in enumerate(faces):
+            cells = []
+            for j, head in enumerate(HEADS):
+                pred = int(np.argmax(probs[head][i]))
+                truth = LABEL_NAMES[head][labels[i, j]] if labels[i, j] != IGNORE else ""
+                cells += [truth, LABEL_NAMES[head][pred], round(float(probs[head][i, pred]), 4)]
+            writer.writerow([str(face.row.path), face.row.person_id, face.row.source, *cells])
+    files += [out / n for n in ("metrics.json", "report.md", "breakdown.csv", "errors_by_age.csv", "predictions.csv")]
+    evaluation = Evaluation(metrics, out, files)
+    log.info("%s", evaluation.describe())
+    return evaluation

@@ -1,0 +1,183 @@
+"""Settings of the classifier jobs: `train`, `tune`, `evaluate`, `export` and `predict`."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.config import DetectorConfig, default_classifier_path
+from core.labels import HEADS, OLD_AGE
+from core.metadata import CLASS_HEAD
+from training.config.base import ConfigError, coerce, setting
+
+
+def _default_loader_workers() -> int:
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run on the cache, validated on fold `fold`."""
+
+    cache: Path = setting(Path("cache"), "cache folder", metavar="DIR")
+    run_dir: Path | None = setting(None, "run folder (default: <cache>/runs/<model>_fold<K>)", metavar="DIR")
+    fold: int = setting(0, "validation fold", metavar="K")
+    run_folds: str = setting("", "train these folds in turn, each in its own run folder (<run-dir>/fold<K>, default "
+                             "<cache>/runs/<model>_fold<K>); with --resume finished folds are kept",
+                             flags=("--run-folds", "--folds"), metavar="all|K,K")
+    model: str = setting("mobilenetv3_large_100", "timm architecture", metavar="NAME")
+    weights: str | None = setting(None, "trunk weights: a pretrained trunk's name (efficientnet-lite0-imagenet, with "
+                                  "--model efficientnet_lite0) or a .pt / .safetensors file; none: random init", metavar="NAME|FILE")
+    single_head: bool = setting(False, "one 18-way head instead of three (fully labelled data only)")
+    epochs: int = setting(20, "epochs")
+    batch_size: int = setting(64, "batch size")
+    lr: float = setting(1e-3, "peak learning rate (AdamW, cosine schedule)")
+    weight_decay: float = setting(0.05, "AdamW weight decay")
+    warmup_epochs: float = setting(1.0, "linear warm-up")
+    drop_rate: float = setting(0.2, "dropout before the heads")
+    label_smoothing: float = setting(0.1, "label smoothing")
+    focal_gamma: float = setting(0.0, "focal loss gamma (0: plain cross-entropy)")
+    class_weights: bool = setting(False, "inverse-frequency class weights in the loss")
+    sampler: str = setting("random", "weighted: balance the mask·gender·age combinations", choices=("random", "weighted"))
+    head_weights: dict[str, float] = setting(factory=lambda: {h: 1.0 for h in HEADS}, help="loss weight per head",
+                                             metavar="HEAD=W")
+    age_boundary: int = setting(OLD_AGE, "start of the oldest age group (58 moves 58-59 into 60+)", metavar="YEARS")
+    # augmentation
+    flip: bool = setting(True, "no horizontal flips", flags=("--no-flip",))
+    color_jitter: float = setting(0.3, "brightness/contrast/saturation jitter")
+    scale: tuple[float, float] = setting((0.85, 1.15), "random crop side relative to the runtime crop", metavar=("MIN", "MAX"))
+    shift: float = setting(0.08, "random crop centre shift (fraction of the side)")
+    cutout: float = setting(0.3, "probability of a cut-out square", metavar="P")
+    mixup: float = setting(0.0, "mixup Beta alpha (0: off)", metavar="ALPHA")
+    cutmix: float = setting(0.0, "cutmix Beta alpha (0: off)", metavar="ALPHA")
+    # run
+    patience: int = setting(5, "early stopping: epochs without a better validation macro-F1")
+    seed: int = setting(0, "seed")
+    device: str = setting("auto", "device", choices=("auto", "cuda", "mps", "cpu"))
+    amp: str = setting("auto", "mixed precision (auto: on CUDA)", choices=("auto", "on", "off"))
+    loader_workers: int = setting(factory=_default_loader_workers, help="DataLoader worker processes",
+                                  flags=("--loader-workers", "--workers"), metavar="N")
+    torch_threads: int | None = setting(None, "torch CPU threads (default: torch's)", flags=("--torch-threads", "--threads"), metavar="N")
+    resume: bool = setting(False, "continue the run in --run-dir from its last checkpoint")
+
+    def __post_init__(self) -> None:
+        coerce(self)
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("epochs and batch_size must be at least 1")
+        if self.fold < 0:
+            raise ConfigError("fold must be >= 0")
+        if self.run_folds not in ("", "all") and not all(k.strip().isdigit() for k in self.run_folds.split(",")):
+            raise ConfigError(f"run_folds must be 'all' or fold numbers separated by commas, not {self.run_folds!r}")
+        if self.patience < 1:
+            raise ConfigError("patience must be at least 1")
+        if self.sampler not in ("random", "weighted"):
+            raise ConfigError("sampler must be 'random' or 'weighted'")
+        if self.device not in ("auto", "cuda", "mps", "cpu"):
+            raise ConfigError("device must be auto, cuda, mps or cpu")
+        if self.amp not in ("auto", "on", "off"):
+            raise ConfigError("amp must be auto, on or off")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError("label_smoothing must be within [0, 1)")
+        if not 0.0 < self.scale[0] <= self.scale[1]:
+            raise ConfigError("scale must be two increasing positive numbers")
+        unknown = set(self.head_weights) - {*HEADS, CLASS_HEAD}
+        if unknown:
+            raise ConfigError(f"head_weights has unknown heads {sorted(unknown)}")
+
+    @property
+    def resolved_run_dir(self) -> Path:
+        return self.run_dir or self.cache / "runs" / f"{self.model}_fold{self.fold}"
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """Hyper-parameter search with Ray Tune (training/classifier/tune.py): each trial trains `fold` for up to
+    max_epochs with the [train] settings, overridden by the values the search draws from `space`."""
+
+    cache: Path = setting(Path("cache"), "cache folder", metavar="DIR")
+    fold: int = setting(0, "validation fold of every trial", metavar="K")
+    out: Path | None = setting(None, "output folder (default: <cache>/tune)", metavar="DIR")
+    num_samples: int = setting(16, "trials", metavar="N")
+    max_epochs: int = setting(10, "epochs of a trial that is not stopped", metavar="N")
+    grace_epochs: int = setting(2, "ASHA: epochs before a trial may be stopped", metavar="N")
+    reduction_factor: int = setting(3, "ASHA: keep the best 1/N at each rung", metavar="N")
+    cpus_per_trial: int = setting(2, "CPUs per trial (torch threads)", metavar="N")
+    gpus_per_trial: float = setting(0.0, "GPUs per trial (fractions share a GPU)", metavar="N")
+    max_concurrent: int = setting(0, "trials at once (0: as resources allow)", metavar="N")
+    address: str = setting("", "connect to this Ray cluster (auto, ray://head:10001) instead of starting Ray here", metavar="ADDR")
+    num_cpus: int | None = setting(None, "CPUs of the Ray started here (default: all)", metavar="N")
+    seed: int = setting(0, "search seed")
+    space: dict[str, Any] = setting(factory=dict, help="[tune.space] table: name -> {loguniform = [a, b]} etc.; "
+                                    "empty: the default space", file_only=True)
+
+    def __post_init__(self) -> None:
+        coerce(self)
+        if self.num_samples < 1 or self.max_epochs < 1 or self.grace_epochs < 1 or self.cpus_per_trial < 1:
+            raise ConfigError("num_samples, max_epochs, grace_epochs and cpus_per_trial must be at least 1")
+        if self.grace_epochs > self.max_epochs:
+            raise ConfigError("grace_epochs cannot exceed max_epochs")
+        if self.reduction_factor < 2 or self.gpus_per_trial < 0 or self.max_concurrent < 0:
+            raise ConfigError("reduction_factor must be >= 2; gpus_per_trial and max_concurrent >= 0")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Scores a run (its best checkpoint, or an exported ONNX file) on its validation fold or the test split."""
+
+    run_dir: Path | None = setting(None, "run folder", metavar="DIR")
+    cache: Path | None = setting(None, "cache folder (default: the run's)", metavar="DIR")
+    onnx: Path | None = setting(None, "evaluate this exported model instead of the checkpoint", metavar="FILE")
+    fold: int | None = setting(None, "fold (default: the run's validation fold)", metavar="K")
+    subset: str = setting("val", "val: the validation fold; test: the held-out test split (split --holdout)",
+                          flags=("--subset", "--split"), choices=("val", "test"))
+    out: Path | None = setting(None, "output folder (default: <run>/eval, or <run>/eval_test for --split test)", metavar="DIR")
+    batch_size: int = setting(64, "batch size")
+
+    def __post_init__(self) -> None:
+        coerce(self)
+        if self.run_dir is None:
+            raise ConfigError("evaluate needs the run folder (--run-dir)")
+        if self.subset not in ("val", "test"):
+            raise ConfigError("subset must be 'val' or 'test'")
+        if self.subset == "test" and self.fold is not None:
+            raise ConfigError("--fold picks a validation fold; it cannot go with --split test")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """The run's best checkpoint to the ONNX classifier core loads."""
+
+    run_dir: Path | None = setting(None, "run folder", metavar="DIR")
+    ensemble: tuple[str, ...] = setting((), "several runs averaged in one graph (instead of --run-dir)", metavar="RUN_DIR")
+    tta: bool = setting(False, "also average over the horizontally flipped crop")
+    out: Path | None = setting(None, "output file (default: <run>/classifier.onnx; ensemble: ensemble.onnx beside the first run)",
+                               metavar="FILE")
+    cache: Path | None = setting(None, "cache folder (default: the run's)", metavar="DIR")
+    model_version: str = setting("", "version string (default: <model>-fold<K>-e<epoch>)", metavar="TEXT")
+    check_crops: int = setting(16, "cached crops compared between torch and onnxruntime", metavar="N")
+
+    def __post_init__(self) -> None:
+        coerce(self)
+        if self.run_dir is None and not self.ensemble:
+            raise ConfigError("export needs the run folder (--run-dir) or the members of an ensemble (--ensemble)")
+        if self.run_dir is not None and self.ensemble:
+            raise ConfigError("give --run-dir or --ensemble, not both (a single run is --ensemble RUN_DIR)")
+        if self.check_crops < 1:
+            raise ConfigError("check_crops must be at least 1")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """A folder through core's batch path with an exported model."""
+
+    folder: Path = setting(Path("."), "folder of photos", metavar="DIR", positional=True)
+    model_file: Path = setting(factory=default_classifier_path, help="exported classifier", flags=("--model-file", "--model"),
+                               metavar="FILE")
+    out: Path = setting(Path("predictions.csv"), "CSV to write", metavar="FILE")
+    recursive: bool = setting(False, "walk subfolders", flags=("-r", "--recursive"))
+    min_face: int = setting(DetectorConfig.min_face_size, "smallest face the detector looks for", metavar="PX")
+    thresholds: tuple[float, float, float] = setting(DetectorConfig.thresholds, "detector thresholds", metavar=("P", "R", "O"))
+
+    def __post_init__(self) -> None:
+        coerce(self)

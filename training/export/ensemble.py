@@ -1,0 +1,191 @@
+"""k-fold ensembles (and flip TTA) as ONE ONNX classifier that the app loads like any other.
+
+`Ensemble` runs every member on the crop (and, with TTA, on its mirror image), takes each head's
+softmax and averages them; the graph's outputs are the same per-head probabilities, under the same
+names and metadata contract, as a single model's, so core.classifier.Classifier reads it unchanged.
+The metadata also lists the members (run, fold, epoch, validation score) and the TTA.
+
+Members must agree on what the file can describe only once: heads, input size and crop margin
+(their caches' geometry) and age boundary. Their trunks may differ, and so may their mean/std:
+the graph takes the input normalised with the first member's, and re-normalises for the others.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from core.metadata import ModelMetadata
+from training.classifier.evaluate import load_best, model_from_state, runtime_crops
+from training.classifier.folds import split_faces
+from training.config import ConfigError, ExportConfig, TrainConfig
+from training.data.cache import Cache
+from training.export.metadata import head_labels, training_data_summary
+from training.export.onnx import export_classifier
+
+log = logging.getLogger(__name__)
+
+
+class _Renormalised(nn.Module):
+    """A member fed the ensemble's input: x·scale + shift turns the first member's normalisation
+    into this member's ((x·s₀ + m₀ − m)/s)."""
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float], to_mean: Sequence[float], to_std: Sequence[float]) -> None:
+        super().__init__()
+        self.model = model
+        shape = (1, 3, 1, 1)
+        m0, s0 = torch.tensor(mean).view(shape), torch.tensor(std).view(shape)
+        m, s = torch.tensor(to_mean).view(shape), torch.tensor(to_std).view(shape)
+        self.register_buffer("scale", s0 / s)
+        self.register_buffer("shift", (m0 - m) / s)
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model(image * self.scale + self.shift)
+
+
+class Ensemble(nn.Module):
+    """Mean of the members' softmax probabilities per head; with `flip`, over the crop and its
+    horizontal mirror too. forward returns the probabilities in `heads` order (export's contract)."""
+
+    def __init__(self, members: Sequence[nn.Module], heads: Sequence[str], flip: bool = False,
+                 normalisation: Sequence[tuple[Sequence[float], Sequence[float]]] | None = None) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        wrapped = []
+        for i, member in enumerate(members):
+            if normalisation is not None and tuple(normalisation[i]) != tuple(normalisation[0]):
+                (mean, std), (to_mean, to_std) = normalisation[0], normalisation[i]
+                member = _Renormalised(member, mean, std, to_mean, to_std)
+            wrapped.append(member)
+        self.members = nn.ModuleList(wrapped)
+        self.head_names = list(heads)
+        self.flip = flip
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        # The mirrored crops ride in the same batch: one call per member.
+        batch = torch.cat([image, torch.flip(image, dims=(3,))]) if self.flip else image
+        sums: list[torch.Tensor] = []
+        for member in self.members:
+            logits = member(batch)
+            probs = [torch.softmax(logits[name], dim=1) for name in self.head_names]
+            if self.flip:  # (2N, C) -> the crop's row plus its mirror's
+                probs = [p.reshape(2, -1, p.shape[1]).sum(dim=0) for p in probs]
+            sums = [a + b for a, b in zip(sums, probs)] if sums else probs
+        views = 2 if self.flip else 1
+        return tuple(total / (len(self.members) * views) for total in sums)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One trained run in the ensemble."""
+
+    run_dir: Path
+    config: TrainConfig
+    state: dict
+    model: nn.Module
+
+    def describe(self) -> dict:
+        return {
+            "run": self.run_dir.name, "fold": self.config.fold, "epoch": int(self.state["epoch"]),
+            "architecture": self.config.model, "validation_score": round(float(self.state["score"]), 4),
+        }
+
+
+def member_dirs(entries: Sequence[str | Path]) -> list[Path]:
+    """Run folders from folders and glob patterns (e.g. "cache/runs/effnet_fold*"), in order,
+    each once; a pattern that matches no run, or a folder without a best checkpoint, is an error."""
+    found: list[Path] = []
+    for entry in entries:
+        text = str(entry)
+        if glob.has_magic(text):
+            matches = sorted(Path(p) for p in glob.glob(text) if (Path(p) / "checkpoints" / "best.pt").is_file())
+            if not matches:
+                raise ConfigError(f"--ensemble {text!r} matches no run folder with checkpoints/best.pt")
+        else:
+            matches = [Path(text)]
+        found.extend(m for m in matches if m.resolve() not in {f.resolve() for f in found})
+    return found
+
+
+def load_members(run_dirs: Sequence[Path]) -> list[Member]:
+    members = []
+    for run_dir in run_dirs:
+        config, state = load_best(run_dir)
+        members.append(Member(Path(run_dir), config, state, model_from_state(config, state)))
+    return members
+
+
+def _same(members: list[Member], what: str, value_of) -> object:
+    values = {m.run_dir: value_of(m) for m in members}
+    if len(set(values.values())) > 1:
+        listed = ", ".join(f"{d.name}: {v}" for d, v in values.items())
+        raise ConfigError(f"ensemble members must share their {what}; they differ ({listed})")
+    return next(iter(values.values()))
+
+
+def build_ensemble(members: list[Member], flip: bool) -> Ensemble:
+    heads = _same(members, "heads", lambda m: tuple(m.model.head_names))
+    normalisation = [(tuple(d["mean"]), tuple(d["std"])) for d in (m.model.data_config() for m in members)]
+    return Ensemble([m.model for m in members], heads, flip, normalisation).eval()  # type: ignore[arg-type]
+
+
+def _geometry(cache: Cache) -> tuple[int, float]:
+    geometry = cache.read_info().geometry
+    return geometry.input_size, geometry.crop_margin
+
+
+def export_ensemble(config: ExportConfig) -> Path:
+    """The members' best checkpoints (config.ensemble, or the one config.run_dir with config.tta)
+    as one ONNX file (default: ensemble.onnx beside the first member's folder); returns its path.
+    The export parity check runs on real crops spread over the cache (the members have each seen
+    all but their own fold, so no crop is unseen by all of them)."""
+    members = load_members(member_dirs(config.ensemble or (str(config.run_dir),)))
+    caches = {m.run_dir: Cache(config.cache or m.config.cache) for m in members}
+    input_size, crop_margin = _same(members, "input size and crop margin (their caches')", lambda m: _geometry(caches[m.run_dir]))  # type: ignore[misc]
+    age_boundary = _same(members, "age boundary", lambda m: m.config.age_boundary)
+    ensemble = build_ensemble(members, config.tta)
+    first = members[0]
+    data_config = first.model.data_config()
+
+    cache = caches[first.run_dir]
+    train_faces, val_faces = split_faces(cache, first.config.fold)
+    faces = train_faces + val_faces  # every photo outside the test split
+    member_folds = sorted({m.config.fold for m in members})
+    held_out: int | str = (first.config.fold if len(members) == 1  # training_data_summary words a single fold
+                           else f"ensemble of {len(members)} runs validated on folds {', '.join(map(str, member_folds))}")
+    heads = head_labels(ensemble.head_names)
+    architectures = list(dict.fromkeys(m.config.model for m in members))
+    tta = "hflip" if config.tta else "none"
+    if len(members) == 1:
+        name = f"{first.config.model}-fold{first.config.fold}-e{first.state['epoch']}"
+    else:
+        name = f"ensemble{len(members)}-{'+'.join(architectures)}"
+    version = config.model_version or name + ("-hflip" if config.tta else "")
+    metadata = ModelMetadata(
+        heads=heads,
+        input_size=input_size,
+        mean=tuple(data_config["mean"]),
+        std=tuple(data_config["std"]),
+        crop_margin=crop_margin,
+        model_version=version,
+        training_data=training_data_summary(faces, held_out),
+        architecture="+".join(architectures),
+        age_boundary=age_boundary,  # type: ignore[arg-type]
+        extra={
+            "ensemble": json.dumps([m.describe() for m in members]),
+            "tta": tta,
+            "exported_by": "mask-train export --ensemble",
+        },
+    )
+    step = max(1, len(faces) // config.check_crops)
+    check = runtime_crops(faces[::step][: config.check_crops])
+    out = config.out or first.run_dir.parent / "ensemble.onnx"
+    log.info("ensemble of %d (%s), TTA %s", len(members), ", ".join(m.run_dir.name for m in members), tta)
+    return export_classifier(ensemble, metadata, out, check, probabilities=True)
