@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
         self.batch_spec: AnalyzerSpec | None = None  # the settings the table's results were made with
         self.last_result: FrameResult | None = None
         self.frames_shown = 0
+        self._ended_session = -1  # the live session whose source ended or stopped (its late frames raise no alert)
         self._pending_model: str | None = None  # a model file asked for, not yet confirmed
         self._preview: tuple[ImageResult, int | None] | None = None  # the row being previewed
         self._preview_request = 0
@@ -327,7 +328,7 @@ class MainWindow(QMainWindow):
         self.live_panel.show_counts(result.notes.counts)
         # A frame analysed after its source ended or stopped is shown, but nobody is watched any
         # more: it must not raise the banner again nor reopen alerts that were just closed.
-        watching = self.live.running
+        watching = result.session != self._ended_session
         self.live_panel.show_banner(result.notes.banner if watching else "")
         if watching and result.notes.alert is not None and self.settings.alerts.beep:
             QApplication.beep()
@@ -349,6 +350,7 @@ class MainWindow(QMainWindow):
         if state in (CaptureState.FAILED, CaptureState.LOST, CaptureState.ENDED):
             self.statusBar().showMessage(message, 8000)
         if state in (CaptureState.FAILED, CaptureState.ENDED, CaptureState.STOPPED):
+            self._ended_session = self.live.session
             self._end_alerts()
         self.live_panel.show_failure(message if state is CaptureState.FAILED else "")
         self._update_live_actions()
