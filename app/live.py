@@ -99,9 +99,6 @@ class LiveController(QObject):
         worker.stateChanged.connect(self._on_state)
         # Direct: quit from the capture thread, so it works even while the UI thread waits in shutdown.
         worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-        # Deleted by its own thread as it finishes: a deleteLater() called later, from here, would
-        # never run (its thread has no event loop any more) and leak one worker per Start.
-        thread.finished.connect(worker.deleteLater)
         thread.finished.connect(lambda: self._on_thread_done(thread))
         self._threads[thread] = worker
         self._capture = worker
@@ -167,5 +164,11 @@ class LiveController(QObject):
         self.stateChanged.emit(state, message)
 
     def _on_thread_done(self, thread: QThread) -> None:
+        """The capture thread has ended: dropping the last reference deletes its worker, here.
+
+        Not worker.deleteLater(): sent after the thread finished it never runs (one worker leaked
+        per Start), and tied to thread.finished it races this method's release (a double delete).
+        """
+        thread.wait()  # finished was emitted; let the thread's last clean-up end first
         self._threads.pop(thread, None)
         thread.deleteLater()

@@ -27,9 +27,6 @@ class OneShotThread(QObject):
         for signal in ends:
             # Direct: quit from the worker's thread, so it works even while the UI thread waits.
             signal.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-        # The worker is deleted by its own thread as it finishes; a deleteLater() called from here
-        # afterwards would never run (that thread has no event loop any more): one leak per run.
-        thread.finished.connect(worker.deleteLater)
         thread.finished.connect(self._done)
         self._thread, self._worker = thread, worker
         thread.start()
@@ -41,6 +38,9 @@ class OneShotThread(QObject):
 
     @Slot()
     def _done(self) -> None:
+        """The thread has ended: dropping the last reference deletes the worker, here (a
+        deleteLater() sent to a finished thread never runs: one worker leaked per run)."""
         if self._thread is not None:
+            self._thread.wait()  # finished was emitted; let the thread's last clean-up end first
             self._thread.deleteLater()
         self._thread = self._worker = None
