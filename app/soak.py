@@ -56,6 +56,11 @@ def none_refs() -> int:
     return sys.getrefcount(None)
 
 
+def bool_refs() -> tuple[int, int]:
+    """sys.getrefcount(True), sys.getrefcount(False): PySide6 6.12.0 leaks those too."""
+    return sys.getrefcount(True), sys.getrefcount(False)
+
+
 def clip_frames(seconds: float = CLIP_SECONDS, fps: float = CLIP_FPS, size: tuple[int, int] = CLIP_SIZE) -> Iterator[np.ndarray]:
     """Camera-like frames from the bundled sample scenes: each scene is shown through a window
     that slides and zooms in, so faces move, grow and leave the frame."""
@@ -114,7 +119,8 @@ class SoakReport:
     samples: list[SoakSample] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
-    def _after_warm_up(self) -> list[SoakSample]:
+    def after_warm_up(self) -> list[SoakSample]:
+        """The samples memory and reference counts are judged on (the last two if too few)."""
         start = self.seconds * WARM_UP_FRACTION
         kept = [s for s in self.samples if s.seconds >= start]
         return kept if len(kept) >= 2 else self.samples[-2:]
@@ -122,19 +128,19 @@ class SoakReport:
     @property
     def rss_growth_mib(self) -> float:
         """Resident memory at the end over the first sample after warm-up."""
-        kept = self._after_warm_up()
+        kept = self.after_warm_up()
         return kept[-1].rss_mib - kept[0].rss_mib if len(kept) >= 2 else 0.0
 
     @property
     def none_drift(self) -> int:
         """How far None's reference count fell after warm-up (positive: references lost)."""
-        kept = self._after_warm_up()
+        kept = self.after_warm_up()
         return kept[0].none_refs - kept[-1].none_refs if len(kept) >= 2 else 0
 
     @property
     def bool_drift(self) -> int:
         """How far True's or False's reference count fell after warm-up (the larger fall)."""
-        kept = self._after_warm_up()
+        kept = self.after_warm_up()
         if len(kept) < 2:
             return 0
         return max(a - b for a, b in zip(kept[0].bool_refs, kept[-1].bool_refs))
@@ -194,7 +200,11 @@ def run_soak(
     report = SoakReport(seconds=seconds)
     window.live.engineFailed.connect(lambda message: report.errors.append(f"engine failed: {message}"))
 
+    closing = False
+
     def on_state(state: CaptureState, message: str) -> None:
+        if closing:
+            return  # an end reported while the window closes must not start another play
         if state is CaptureState.ENDED:
             report.plays += 1
             window.open_source(clip)  # as a user would press Start again
@@ -217,7 +227,7 @@ def run_soak(
             shown = window.frames_shown
             sample = SoakSample(
                 seconds=round(now - start, 2), rss_mib=round(rss_mib(), 1), none_refs=none_refs(),
-                bool_refs=(sys.getrefcount(True), sys.getrefcount(False)),
+                bool_refs=bool_refs(),
                 frames_shown=shown, frames_dropped=window.live.slot.dropped,
                 fps=round((shown - last_frames) / max(1e-6, now - last_time), 1),
                 faces=len(window.last_result.faces) if window.last_result is not None else 0,
@@ -227,6 +237,7 @@ def run_soak(
                 on_sample(sample)
             last_time, last_frames, next_sample = now, shown, next_sample + sample_every_s
     finally:
+        closing = True
         window.close()  # stops the capture and inference threads
         QApplication.processEvents()
     return report

@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.soak import WARM_UP_FRACTION, format_sample, run_soak  # noqa: E402
+from app.soak import format_sample, run_soak  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(report.to_dict(), indent=1))
 
-    kept = [s for s in report.samples if s.seconds >= report.seconds * WARM_UP_FRACTION] or report.samples
-    if kept:
+    kept = report.after_warm_up()
+    if len(kept) >= 2:
         base, end = kept[0], kept[-1]
         shown = end.frames_shown - base.frames_shown
         dropped = end.frames_dropped - base.frames_dropped

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.soak import NONE_DRIFT_LIMIT, RSS_GROWTH_LIMIT_MIB, clip_frames, rss_mib
+from app.soak import NONE_DRIFT_LIMIT, RSS_GROWTH_LIMIT_MIB, bool_refs, clip_frames, none_refs, rss_mib
 
 REPO = Path(__file__).resolve().parents[1]
 #: The window soak: longer than the ~20 s the leaking toolkit took to kill the live view.
@@ -139,8 +139,8 @@ def test_the_capture_thread_keeps_its_memory_and_none_over_thousands_of_frames(q
             assert thread.wait(60_000), "the capture thread did not finish its play"
             qapp.processEvents()
             rss.append(rss_mib())
-            for name, value in (("None", None), ("True", True), ("False", False)):
-                singletons[name].append(sys.getrefcount(value))
+            for name, count in zip(singletons, (none_refs(), *bool_refs())):
+                singletons[name].append(count)
     finally:
         done.set()
         consumer.join()
