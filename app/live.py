@@ -62,6 +62,7 @@ class LiveController(QObject):
         self.state = CaptureState.STOPPED
         self._capture: CaptureWorker | None = None
         self._threads: dict[QThread, CaptureWorker] = {}  # running capture threads, kept alive until done
+        self._shut_down = False
 
         self._inference_thread = QThread(self)
         self._inference_thread.setObjectName("inference")
@@ -83,7 +84,10 @@ class LiveController(QObject):
     # ---------------------------------------------------------------- requests from the window
 
     def start(self, source: Source) -> None:
-        """Stop whatever plays and read `source` in a new session."""
+        """Stop whatever plays and read `source` in a new session (none once shut down)."""
+        if self._shut_down:
+            log.warning("not starting %s: the live view is shutting down", source.label)
+            return
         self.stop()
         self.session += 1
         self._showing = self.session
@@ -138,6 +142,7 @@ class LiveController(QObject):
 
     def shutdown(self) -> None:
         """Stop every thread (on close). Waits, with a bound, so no thread outlives the window."""
+        self._shut_down = True  # a Start queued behind the close would outlive the window's threads
         self.stop()
         for thread, worker in list(self._threads.items()):
             worker.stop()
