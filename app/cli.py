@@ -23,12 +23,30 @@ def _add_detector_options(parser: argparse.ArgumentParser) -> None:
     defaults = DetectorConfig()  # the defaults chosen by `mask-train eval-detector` (see its docstring)
     parser.add_argument(
         "--min-face", type=int, default=defaults.min_face_size, metavar="PX",
-        help=f"smallest face to find, in pixels (default {defaults.min_face_size})",
+        help=f"smallest face to find, in pixels (default {defaults.min_face_size}); a small photo is also "
+        "searched for smaller faces, see --min-face-fraction",
+    )
+    parser.add_argument(
+        "--min-face-fraction", type=_fraction, default=defaults.min_face_fraction, metavar="F",
+        help=f"also find faces down to F x a photo's short side, at least {defaults.min_face_floor} px, in photos "
+        f"where that is below --min-face (default {defaults.min_face_fraction:g}: photos under "
+        f"{defaults.min_face_size / defaults.min_face_fraction:.0f} px; 0: --min-face in every photo)",
     )
     parser.add_argument(
         "--thresholds", type=float, nargs=3, default=defaults.thresholds, metavar=("P", "R", "O"),
         help="MTCNN stage thresholds (default {} {} {})".format(*defaults.thresholds),
     )
+
+
+def _fraction(text: str) -> float:
+    """--min-face-fraction: a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), not {text}")
+    return value
 
 
 def _megapixels(text: str) -> float:
@@ -90,7 +108,8 @@ def make_analyzer(args: argparse.Namespace):
     from core.analyzer import FaceAnalyzer
     from core.config import AnalyzerConfig, shipped_classifier
 
-    detector = DetectorConfig(min_face_size=args.min_face, thresholds=tuple(args.thresholds))
+    detector = DetectorConfig(min_face_size=args.min_face, thresholds=tuple(args.thresholds),
+                              min_face_fraction=args.min_face_fraction)
     classifier = None if args.no_classifier else (args.model or shipped_classifier())
     return FaceAnalyzer(AnalyzerConfig(detector=detector, classifier_path=classifier))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +127,13 @@ class InferenceWorker(QObject):
         self._detector = config
         if self.analyzer is not None:
             self.analyzer.detector.config = config
+
+    @Slot(object)
+    def set_live_thresholds(self, thresholds: tuple[float, float, float] | None) -> None:
+        """The detector's thresholds in live video (LiveConfig.detector_thresholds), from the next frame."""
+        self._live = replace(self._live, detector_thresholds=thresholds)
+        if self.pipeline is not None:
+            self.pipeline.config = replace(self.pipeline.config, detector_thresholds=thresholds)
 
     @Slot(object)
     def set_alert_options(self, options: AlertOptions) -> None:

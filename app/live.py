@@ -17,7 +17,7 @@ from app.inference import AnalyzerFactory, FrameResult, InferenceWorker
 from app.sources import CaptureFactory, Source, open_capture
 from app.tracking import AlertOptions
 from core.analyzer import FaceAnalyzer
-from core.config import DetectorConfig
+from core.config import DetectorConfig, LiveConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class LiveController(QObject):
     # Requests to the inference worker (queued into its thread).
     _startSession = Signal(int)
     _detectorConfig = Signal(object)
+    _liveThresholds = Signal(object)
     _loadClassifier = Signal(str)
     _defaultClassifier = Signal()
     _alertOptions = Signal(object)
@@ -51,6 +52,7 @@ class LiveController(QObject):
         analyzer_factory: AnalyzerFactory = FaceAnalyzer.with_default_models,
         retry: RetryPolicy = RetryPolicy(),
         parent: QObject | None = None,
+        live: LiveConfig | None = None,
     ) -> None:
         super().__init__(parent)
         self.capture_factory = capture_factory
@@ -66,7 +68,7 @@ class LiveController(QObject):
 
         self._inference_thread = QThread(self)
         self._inference_thread.setObjectName("inference")
-        self.worker = InferenceWorker(self.slot, detector, model_path, alerts, analyzer_factory)
+        self.worker = InferenceWorker(self.slot, detector, model_path, alerts, analyzer_factory, live)
         self.worker.moveToThread(self._inference_thread)
         self._inference_thread.started.connect(self.worker.initialize)
         self._inference_thread.finished.connect(self.worker.deleteLater)
@@ -76,6 +78,7 @@ class LiveController(QObject):
         self.worker.failed.connect(self.engineFailed)
         self._startSession.connect(self.worker.start_session)
         self._detectorConfig.connect(self.worker.set_detector_config)
+        self._liveThresholds.connect(self.worker.set_live_thresholds)
         self._loadClassifier.connect(self.worker.load_classifier)
         self._defaultClassifier.connect(self.worker.use_default_classifier)
         self._alertOptions.connect(self.worker.set_alert_options)
@@ -130,6 +133,9 @@ class LiveController(QObject):
 
     def set_detector_config(self, config: DetectorConfig) -> None:
         self._detectorConfig.emit(config)
+
+    def set_live_thresholds(self, thresholds: tuple[float, float, float] | None) -> None:
+        self._liveThresholds.emit(thresholds)
 
     def load_classifier(self, path: str) -> None:
         self._loadClassifier.emit(path)

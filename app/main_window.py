@@ -38,7 +38,7 @@ from app.sources import CaptureFactory, Source, open_capture, probe_cameras
 from app.tracking import Counts, RateMeter
 from core.analyzer import FaceAnalyzer
 from core.batch import BatchError, BatchSummary, ImageResult
-from core.config import default_classifier_path
+from core.config import LiveConfig, default_classifier_path
 from core.labels import Mask
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ class MainWindow(QMainWindow):
         self.live = LiveController(
             self.settings.detector, self.settings.model_path or None, self.settings.alerts,
             capture_factory=capture_factory, analyzer_factory=analyzer_factory, parent=self,
+            live=LiveConfig(detector_thresholds=self.settings.live_thresholds),
         )
         self.batch = BatchController(self)
         self.scanner = CameraScanner(camera_probe, self)
@@ -460,6 +461,8 @@ class MainWindow(QMainWindow):
         old = self.settings
         if new.detector != old.detector:
             self.live.set_detector_config(new.detector)
+        if new.live_thresholds != old.live_thresholds:
+            self.live.set_live_thresholds(new.live_thresholds)
         if new.alerts != old.alerts:
             self.live.set_alert_options(new.alerts)
         self._set_settings(replace(new, model_path=old.model_path))

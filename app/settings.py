@@ -12,7 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QStandardPaths
 
 from app.tracking import AlertOptions
-from core.config import DetectorConfig
+from core.config import DetectorConfig, LiveConfig
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,13 @@ def default_snapshot_dir() -> str:
 
 @dataclass(frozen=True)
 class AppSettings:
-    """model_path: a classifier chosen by the user; empty means the shipped one (if any)."""
+    """model_path: a classifier chosen by the user; empty means the shipped one (if any).
+    detector: photos and batch. live_thresholds: the detector's thresholds in live video, looser
+    by default (core.config.LiveConfig.detector_thresholds says why and how they were chosen)."""
 
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    live_thresholds: tuple[float, float, float] = field(
+        default_factory=lambda: LiveConfig().detector_thresholds or DetectorConfig().thresholds)
     model_path: str = ""
     alerts: AlertOptions = field(default_factory=AlertOptions)
     snapshot_dir: str = field(default_factory=default_snapshot_dir)
@@ -64,6 +68,12 @@ def load_settings(store: QSettings) -> AppSettings:
     except ValueError as exc:
         log.warning("detector settings are invalid (%s); using the defaults", exc)
         detector = d
+    try:
+        live = tuple(float(x) for x in str(store.value("live/thresholds", "")).split(",") if x.strip())
+        live_thresholds = LiveConfig(detector_thresholds=live).detector_thresholds if live else defaults.live_thresholds
+    except ValueError as exc:
+        log.warning("live thresholds are invalid (%s); using the defaults", exc)
+        live_thresholds = defaults.live_thresholds
     alerts = AlertOptions(
         enabled=_get(store, "alerts/enabled", a.enabled, bool),
         frames=max(1, _get(store, "alerts/frames", a.frames, int)),
@@ -72,6 +82,7 @@ def load_settings(store: QSettings) -> AppSettings:
     )
     return AppSettings(
         detector=detector,
+        live_thresholds=live_thresholds,
         model_path=_get(store, "model/path", "", str),
         alerts=alerts,
         snapshot_dir=_get(store, "snapshot/folder", defaults.snapshot_dir, str) or defaults.snapshot_dir,
@@ -84,6 +95,7 @@ def load_settings(store: QSettings) -> AppSettings:
 def save_settings(store: QSettings, settings: AppSettings) -> None:
     store.setValue("detector/min_face_size", settings.detector.min_face_size)
     store.setValue("detector/thresholds", ",".join(f"{t:g}" for t in settings.detector.thresholds))
+    store.setValue("live/thresholds", ",".join(f"{t:g}" for t in settings.live_thresholds))
     store.setValue("model/path", settings.model_path)
     store.setValue("alerts/enabled", settings.alerts.enabled)
     store.setValue("alerts/frames", settings.alerts.frames)

@@ -34,15 +34,27 @@ class SettingsDialog(QDialog):
         self.min_face.setRange(12, 2000)
         self.min_face.setSuffix(" px")
         self.min_face.setValue(settings.detector.min_face_size)
-        self.min_face.setToolTip("Smaller finds smaller faces but is slower (the biggest lever on speed).")
+        rule = settings.detector
+        self.min_face.setToolTip(
+            "Smaller finds smaller faces but is slower (the biggest lever on speed). In batch, a small photo is "
+            f"also searched for faces down to {rule.min_face_fraction:g} of its short side (at least "
+            f"{rule.min_face_floor} px); live video uses this size as it is."
+        )
         self.thresholds = [_threshold_box(t) for t in settings.detector.thresholds]
         row = QHBoxLayout()
         for box in self.thresholds:
             row.addWidget(box)
+        self.live_thresholds = [_threshold_box(t) for t in settings.live_thresholds]
+        live_row = QHBoxLayout()
+        for box in self.live_thresholds:
+            live_row.addWidget(box)
         detector = QGroupBox("Face detector")
         form = QFormLayout(detector)
         form.addRow("Minimum face size", self.min_face)
-        form.addRow("Thresholds (P, R, O)", row)
+        form.addRow("Thresholds, photos (P, R, O)", row)
+        form.addRow("Thresholds, live video (P, R, O)", live_row)
+        for box in self.live_thresholds:
+            box.setToolTip("Live video may be looser than a photo: a face is shown only once seen in 3 frames.")
 
         self.model_path = QLineEdit(settings.model_path)
         self.model_path.setPlaceholderText("shipped model (assets/models/classifier.onnx)")
@@ -123,7 +135,10 @@ class SettingsDialog(QDialog):
                 min_face_size=self.min_face.value(),
                 thresholds=tuple(box.value() for box in self.thresholds),  # type: ignore[arg-type]
                 scale_factor=self._initial.detector.scale_factor,
+                min_face_fraction=self._initial.detector.min_face_fraction,
+                min_face_floor=self._initial.detector.min_face_floor,
             ),
+            live_thresholds=tuple(box.value() for box in self.live_thresholds),  # type: ignore[arg-type]
             model_path=self.model_path.text().strip(),
             alerts=AlertOptions(
                 enabled=self.alerts_enabled.isChecked(), frames=self.alert_frames.value(),

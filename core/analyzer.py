@@ -102,8 +102,9 @@ class FaceAnalyzer:
         self.classifier = classifier
 
     def analyze(self, image_bgr: np.ndarray) -> list[Face]:
-        """Every face in a BGR uint8 image, largest detection score first."""
-        return self.classify(image_bgr, self.detector.detect(image_bgr))
+        """Every face in a BGR uint8 photo, largest detection score first. The minimum face follows
+        the photo's size (`MTCNN.detect_photo`); live video detects with the fixed one instead."""
+        return self.classify(image_bgr, self.detector.detect_photo(image_bgr))
 
     def classify(self, image_bgr: np.ndarray, detections: list[Detection]) -> list[Face]:
         """Label given detections; all crops go through the classifier in one batched call."""

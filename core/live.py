@@ -20,7 +20,7 @@ runs at all (`LiveConfig.idle_skip`): an empty corridor costs a thumbnail compar
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -28,7 +28,7 @@ import numpy as np
 from core.analyzer import Face, FaceAnalyzer, HeadResult
 from core.config import LiveConfig
 from core.labels import Age, Gender, Mask
-from core.mtcnn import Detection
+from core.mtcnn import MTCNN, Detection
 from core.tracker import Track, Tracker, associate, iou_matrix, sides
 
 log = logging.getLogger(__name__)
@@ -211,11 +211,23 @@ class LiveAnalyzer:
         self._searched_thumbnail: np.ndarray | None = None  # the picture at the last full search, small
         self._recheck = False  # a full detection next frame: the last one changed its mind about a face
         self._classifier = self.analyzer.classifier
+        self._detector = self.analyzer.detector
+
+    def live_detector(self) -> MTCNN:
+        """The detector the pipeline searches with: the analyzer's (whose config the app may swap
+        between frames), at LiveConfig.detector_thresholds when those are set. Live can be looser
+        than a photo: a face is shown only once seen in CONFIRMED_HITS frames."""
+        base = self.analyzer.detector
+        thresholds = self.config.detector_thresholds
+        if thresholds is None or tuple(thresholds) == base.config.thresholds:
+            return base
+        return base.with_config(replace(base.config, thresholds=tuple(thresholds)))
 
     def process(self, image_bgr: np.ndarray) -> list[TrackedFace]:
         """The faces of the next frame (BGR uint8), in track id order."""
         self._frame += 1
         self.counters.frames += 1
+        self._detector = self.live_detector()  # one detector for the whole frame
         detections: list[Detection] | None = None
         due = self._last_full is None or self._frame - self._last_full >= self.config.detect_every or self._recheck
         seen = any(t.missed == 0 for t in self.tracker.tracks)
@@ -231,7 +243,7 @@ class LiveAnalyzer:
             if self.config.idle_skip:
                 self._searched_thumbnail = thumbnail if thumbnail is not None else _thumbnail(image_bgr)
             # Of two boxes on one face the larger: MTCNN boxes a large masked face now whole, now by a half.
-            found = sorted(self.analyzer.detector.detect(image_bgr), key=lambda d: -float(sides(d.box[None])[0]))
+            found = sorted(self._detector.detect(image_bgr), key=lambda d: -float(sides(d.box[None])[0]))
             detections = _dedupe(found)
             searched = len(detections)
             detections += self._recover(image_bgr, detections)
@@ -272,7 +284,7 @@ class LiveAnalyzer:
         then searches the whole frame). First O-Net alone on every track in one batch; a track
         seen last frame that it misses is searched with the whole cascade in a region around it.
         Tracks unseen for a few frames are tried by O-Net too, and simply wait when it misses."""
-        detector = self.analyzer.detector
+        detector = self._detector
         # Seen last frame first, then the longest-lived: of two tracks on one face, that one stays.
         tracks = sorted((t for t in self.tracker.tracks if t.missed <= REFIND_MISSED), key=lambda t: (t.missed, -t.hits))
         predicted = np.array([t.predicted() for t in tracks]).reshape(-1, 4)
@@ -314,7 +326,7 @@ class LiveAnalyzer:
         if not unpaired:
             return []
         lost = [tracks[i] for i in unpaired]
-        refined = self.analyzer.detector.refine(image_bgr, predicted[unpaired])
+        refined = self._detector.refine(image_bgr, predicted[unpaired])
         recovered: list[Detection] = []
         duplicates: set[int] = set()
         for track, detection in zip(lost, refined):
@@ -359,7 +371,7 @@ class LiveAnalyzer:
 
     def _search_region(self, image_bgr: np.ndarray, track: Track) -> Detection | None:
         """The full cascade in a region around the track: the detection that continues it, if any."""
-        detector = self.analyzer.detector
+        detector = self._detector
         predicted = track.predicted()
         region, scale, min_face = self._region(predicted, detector.config.min_face_size)
         hits = detector.detect_in_region(image_bgr, region, scale, min_face)

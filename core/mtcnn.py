@@ -38,6 +38,10 @@ NMS_PNET_SCALE = 0.5  # within one pyramid level
 NMS_PNET_ALL = 0.7  # across pyramid levels
 NMS_RNET = 0.7
 NMS_ONET = 0.7  # "Min" overlap, pixel-inclusive
+#: A photo's deeper pass (`MTCNN.detect_photo`) adds a box only when at most this share of it (of the
+#: smaller box's area) overlaps a box of the min_face_size pass: one inside a face already found is a
+#: part of that face (an eye, a mask), which O-Net's "min" NMS would otherwise let replace the face.
+PHOTO_SMALL_OVERLAP = 0.3
 
 # Box arrays below are (K, 5+) float32: x1, y1, x2, y2, score, [extra columns].
 
@@ -418,6 +422,28 @@ def detect_faces(sessions: tuple[InferenceSession, InferenceSession, InferenceSe
     return [Detection(box=boxes[i, :4].copy(), score=float(boxes[i, 4]), landmarks=landmarks[i].copy()) for i in order]
 
 
+def add_small_faces(found: list[Detection], deeper: list[Detection], max_side: float,
+                    max_overlap: float = PHOTO_SMALL_OVERLAP) -> list[Detection]:
+    """`found` plus the detections of `deeper` whose shorter side is below `max_side` and that
+    overlap no box of `found` by more than `max_overlap` of their own area; best score first."""
+    if not deeper:
+        return found
+    boxes = np.array([d.box for d in deeper], np.float32).reshape(-1, 4)
+    sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    keep = sides < max_side
+    if found and keep.any():
+        kept = np.array([d.box for d in found], np.float32).reshape(-1, 4)
+        x1 = np.maximum(boxes[:, None, 0], kept[None, :, 0])
+        y1 = np.maximum(boxes[:, None, 1], kept[None, :, 1])
+        x2 = np.minimum(boxes[:, None, 2], kept[None, :, 2])
+        y2 = np.minimum(boxes[:, None, 3], kept[None, :, 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        own = np.maximum(_areas(boxes), 1e-6)[:, None]
+        keep &= (inter / own).max(axis=1) <= max_overlap
+    merged = found + [d for d, k in zip(deeper, keep) if k]
+    return sorted(merged, key=lambda d: -d.score)
+
+
 # --------------------------------------------------------------------------- the detector
 
 
@@ -476,6 +502,19 @@ class MTCNN:
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         """Faces in a BGR uint8 H×W×3 image (as OpenCV reads it), best score first."""
         return detect_faces(self._sessions, image_bgr, self.config)
+
+    def detect_photo(self, image_bgr: np.ndarray) -> list[Detection]:
+        """Faces in a photo (not a video frame), best score first: `detect`'s, plus, in a photo small
+        enough that `DetectorConfig.photo_min_face` is below min_face_size, the smaller faces a
+        deeper pyramid finds (`add_small_faces`). Searching only deeper would lose some larger
+        faces to small boxes inside them; the union keeps every face `detect` finds."""
+        config = self.config
+        found = detect_faces(self._sessions, image_bgr, config)
+        smallest = config.photo_min_face(*image_bgr.shape[:2])
+        if smallest >= config.min_face_size:
+            return found
+        deeper = detect_faces(self._sessions, image_bgr, replace(config, min_face_size=smallest))
+        return add_small_faces(found, deeper, config.min_face_size)
 
     def refine(self, image_bgr: np.ndarray, boxes: np.ndarray) -> list[Detection | None]:
         """Known boxes (a tracker's) re-found by O-Net alone; None where there is no face now."""

@@ -185,7 +185,8 @@ def test_a_face_the_full_search_misses_keeps_its_track(analyzer, clip):
     same ids, no new track, and the pipeline says it kept one."""
     frame = clip[FRAMES // 2]  # four faces over the backdrop, held still
     detector = Blinking(analyzer.detector, drop={2: 0})
-    live = LiveAnalyzer(still_analyzer(analyzer, detector), replace(LiveConfig(), detect_every=5))
+    # detector_thresholds=None: every search goes through the Blinking detector as it is.
+    live = LiveAnalyzer(still_analyzer(analyzer, detector), replace(LiveConfig(), detect_every=5, detector_thresholds=None))
     frames = [live.process(frame) for _ in range(8)]
     assert detector.calls == 2, "frame 6 is the second full detection"
     ids = [[f.track_id for f in faces] for faces in frames]
@@ -197,7 +198,7 @@ def test_a_one_frame_flicker_is_not_confirmed_and_costs_no_full_search(analyzer,
     frame = clip[FRAMES // 2]
     flicker = np.array([560, 380, 620, 440], np.float64)  # blurred backdrop: O-Net sees no face there
     detector = Blinking(analyzer.detector, add={1: flicker})
-    live = LiveAnalyzer(still_analyzer(analyzer, detector), replace(LiveConfig(), detect_every=10))
+    live = LiveAnalyzer(still_analyzer(analyzer, detector), replace(LiveConfig(), detect_every=10, detector_thresholds=None))
     first = live.process(frame)
     extra = [f for f in first if iou(f.box, flicker) > 0.9]
     assert len(extra) == 1 and not extra[0].confirmed

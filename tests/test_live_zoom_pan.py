@@ -67,13 +67,15 @@ def analyzer() -> FaceAnalyzer:
 
 
 def run(analyzer: FaceAnalyzer, clip: list[np.ndarray]) -> Run:
-    """Both pipelines over the clip, every box cut to the frame."""
+    """Both pipelines over the clip, every box cut to the frame; full detection at the live
+    thresholds (LiveConfig.detector_thresholds), the faces the live pipeline looks for."""
     size = clip[0].shape[1], clip[0].shape[0]
     live = LiveAnalyzer(analyzer)
     raw = [[f for f in live.process(frame) if f.confirmed] for frame in clip]
     tracked = [[replace(f, box=visible(f.box, size).astype(np.float32)) for f in faces] for faces in raw]
     cut = [[bool((visible(f.box, size) != f.box).any()) for f in faces] for faces in raw]
-    full = [visible(boxes(analyzer.detector.detect(frame)), size) for frame in clip]
+    detector = live.live_detector()  # the reference searches at the live thresholds too
+    full = [visible(boxes(detector.detect(frame)), size) for frame in clip]
     return Run(full, tracked, cut)
 
 

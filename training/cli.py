@@ -128,13 +128,25 @@ def _run_eval_detector(config, args) -> int:
 
     detectors = config.detectors or (default_detector_dir(),)
     labels = config.labels or tuple(str(d) for d in detectors)
-    reports = evaluate_detectors(config.data_dir, detectors, config.scene_split, config.min_faces, config.threshold_sets, labels)
+    if config.closeup:  # a missing mask_web/ is reported before the scenes' work
+        from training.detector.closeup import closeup_csv_rows, closeup_photos, closeup_table, evaluate_closeups
+
+        photos = closeup_photos(config.data_dir, config.closeup_photos)
+    reports = evaluate_detectors(config.data_dir, detectors, config.scene_split, config.min_faces, config.threshold_sets, labels,
+                                 min_face_fractions=config.min_face_fractions, min_face_floor=config.min_face_floor)
     extra = ""
     if config.synth_dir is not None:
         checks = synth_check(list(detectors), list(labels), config.data_dir, config.synth_dir, config.synth_faces,
                              config.min_faces[0], reference=config.reference)
         extra = synth_check_table(checks)
-    for path in write_reports(reports, config.out, f"Face detector on face_mask_853 ({config.scene_split})", extra):
+    extra_rows: list[dict[str, object]] = []
+    if config.closeup:
+        closeups = evaluate_closeups(config.data_dir, detectors, labels, config.min_faces, config.threshold_sets,
+                                     config.min_face_fractions, config.min_face_floor, photos=photos)
+        extra = closeup_table(closeups) + ("\n" + extra if extra else "")
+        extra_rows = closeup_csv_rows(closeups)
+    for path in write_reports(reports, config.out, f"Face detector on face_mask_853 ({config.scene_split})", extra,
+                              extra_rows):
         log.info("wrote %s", path)
     return 0
 
@@ -216,7 +228,9 @@ TEXTS: dict[str, tuple[str, str]] = {
         'score a run on its validation fold or the test split',
         'Per-head macro-F1 and accuracy (overall and per source; the mask head by gender and age\n'
         'group), 18-class macro-F1, confusion matrices (PNG), errors by age, breakdown.csv and\n'
-        "report.md, for the run's best checkpoint or (--onnx) an exported model through core."
+        "report.md, fairness by race group and gender (fairness.csv), and with --out-of-source the\n"
+        "faces of training/labels/out_of_source.csv (out_of_source.md), for the run's best checkpoint\n"
+        "or (--onnx) an exported model through core."
     ),
     'export': (
         "export a run's best checkpoint to the ONNX file the app loads",
@@ -247,15 +261,22 @@ TEXTS: dict[str, tuple[str, str]] = {
         'overlaps it at IoU >= 0.4 (one-to-one, greedy). Recall per mask state and per box-width band\n'
         '(the >= 40 px columns are the shipping criterion), and detections matching no labelled face.\n'
         '--split heldout (default) scores only the part a detector fine-tune never sees (chosen by a\n'
-        'stable hash of the near-duplicate group). Writes OUT.md and OUT.csv.'
+        'stable hash of the near-duplicate group). --min-face-fraction F scores the batch path\'s per-photo\n'
+        'search (small photos also searched down to F x the short side). --closeup adds held-out mask_web\n'
+        'photos letterboxed into 640x480: close-up faces found per mask state, and stray boxes.\n'
+        'Writes OUT.md and OUT.csv.'
     ),
     'finetune-detector': (
         'fine-tune MTCNN (P/R/O-Net) on masked faces and export it',
         "Start from facenet-pytorch's MTCNN weights and train on crops labelled by IoU (positive >= 0.65,\n"
         'part 0.4-0.65, negative < 0.3) from synthetic masks on UTKFace (`mask-train synth` output, with\n'
-        "landmarks) and face_mask_853's training part (real boxes of every mask state; stock proposals\n"
-        'over no face as hard negatives). Crops are cached and checkpoints written in --run-dir\n'
-        '(--resume continues); the result is exported like export-detector, with ORIGIN.md.\n'
+        "landmarks), face_mask_853's training part (real boxes of every mask state; stock proposals\n"
+        'over no face as hard negatives; its bare faces dressed in synthetic masks, caps, hoods, glasses\n'
+        "where they stand) and mask_web's training part letterboxed into 640x480 (without_mask dressed,\n"
+        'with_mask pseudo-labelled by stock at 0.4/0.5/0.5). Then --mine-epochs more epochs with the first\n'
+        "round's own false positives as negatives; scores on bare-face crops are held to stock's (--distill).\n"
+        'Crops are cached part by part and checkpoints written in --run-dir (--resume continues); the\n'
+        'result is exported like export-detector, with ORIGIN.md.\n'
         'Score it with `mask-train eval-detector --detector RUN/mtcnn`.'
     ),
 }

@@ -3,14 +3,21 @@
 Everything works on the uint8 crop, so the network's input still comes from core.crop.to_input
 as at runtime. Each function takes a numpy Generator: the dataset seeds it from (seed, epoch,
 index), so an epoch is the same whether run straight through or resumed, with any worker count.
+
+The robust augmentations (issue 16: what breaks on faces from other sources: low resolution,
+blur, compression, grayscale, colour casts, tilted heads, profiles, faces cut by the frame,
+hands over the face) are in training.classifier.robust; each has a probability, 0 by default,
+and draws from the generator only when it is on, so a run without them sees exactly the views
+it saw before they existed.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
 
+from training.classifier import robust
 from training.data.cache import CropGeometry
 
 
@@ -22,6 +29,28 @@ class AugmentConfig:
     shift: float = 0.08  # crop centre moves up to this × the runtime crop side
     aspect: float = 0.1  # width/height ratio in 1 ± this
     cutout: float = 0.3  # probability of one grey square, 20–40 % of the side
+    # robust augmentations: probabilities (training.classifier.robust)
+    low_res: float = 0.0
+    blur: float = 0.0
+    jpeg: float = 0.0
+    grayscale: float = 0.0
+    color_shift: float = 0.0
+    rotate: float = 0.0
+    rotate_degrees: float = 25.0
+    profile: float = 0.0
+    edge_cut: float = 0.0
+    occlusion: float = 0.0
+
+
+def augment_config(config) -> AugmentConfig:
+    """The augmentation of a TrainConfig (its fields of the same names)."""
+    names = [f.name for f in fields(AugmentConfig) if f.name != "aspect"]
+    return AugmentConfig(**{name: getattr(config, name) for name in names})
+
+
+def _happens(p: float, rng: np.random.Generator) -> bool:
+    """Whether an augmentation of probability p is applied; draws nothing when it is off."""
+    return p > 0 and rng.random() < p
 
 
 def random_resized_crop(cached: np.ndarray, geometry: CropGeometry, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
@@ -67,11 +96,34 @@ def cutout(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def augment(cached: np.ndarray, geometry: CropGeometry, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """The training view of a cached crop: input_size × input_size BGR uint8."""
-    image = random_resized_crop(cached, geometry, config, rng)
+    """The training view of a cached crop: input_size × input_size BGR uint8.
+
+    Order: the tilt (on the context crop, so corners come from real pixels), the window, the flip,
+    the frame edge; colours; occluders; then what a camera and an encoder do last: blur, low
+    resolution, JPEG."""
+    if _happens(config.rotate, rng):
+        cached = robust.rotate(cached, rng.uniform(-config.rotate_degrees, config.rotate_degrees))
+    if _happens(config.profile, rng):
+        image = robust.profile_view(cached, geometry.input_size, rng)
+    else:
+        image = random_resized_crop(cached, geometry, config, rng)
     if config.flip and rng.random() < 0.5:
         image = np.ascontiguousarray(image[:, ::-1])
+    if _happens(config.edge_cut, rng):
+        image = robust.edge_cut(image, rng)
     image = color_jitter(image, config.color_jitter, rng)
+    if _happens(config.color_shift, rng):
+        image = robust.color_shift(image, rng)
+    if _happens(config.grayscale, rng):
+        image = robust.grayscale(image)
+    if _happens(config.occlusion, rng):
+        image = robust.occlude(image, rng)
     if rng.random() < config.cutout:
         image = cutout(image, rng)
+    if _happens(config.blur, rng):
+        image = robust.blur(image, rng)
+    if _happens(config.low_res, rng):
+        image = robust.low_res(image, rng)
+    if _happens(config.jpeg, rng):
+        image = robust.jpeg(image, rng)
     return image

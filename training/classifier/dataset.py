@@ -97,6 +97,20 @@ def balanced_weights(labels: np.ndarray) -> np.ndarray:
     return np.array([1.0 / counts[k] for k in keys], dtype=np.float64)
 
 
+def fair_weights(faces: Sequence[CachedFace]) -> np.ndarray:
+    """Per-sample weights for a WeightedRandomSampler (`--sampler fair`): the faces with a gender
+    label are drawn, together, as often as under plain random sampling, but each (gender, race)
+    group of them equally often (an unknown race is a group of its own); the mask-only photos keep
+    their weight of 1, so their share of the batches does not change."""
+    keys = [(int(f.row.gender), f.row.race) if f.row.gender is not None else None for f in faces]
+    groups = Counter(k for k in keys if k is not None)
+    labelled = sum(groups.values())
+    weights = [1.0 if k is None else labelled / (len(groups) * groups[k]) for k in keys]
+    if groups:
+        log.info("fair sampler: %d (gender, race) groups over %d faces, %d mask-only photos", len(groups), labelled, len(faces) - labelled)
+    return np.array(weights, dtype=np.float64)
+
+
 def class_weights(labels: np.ndarray, classes: int) -> torch.Tensor:
     """Inverse-frequency weights of one head's known labels, mean 1; unseen classes weigh 1."""
     known = labels[labels != IGNORE]

@@ -8,15 +8,19 @@ model's margin and input size, as the app makes it).
 Writes into <run>/eval (test split: <run>/eval_test; or --out): metrics.json, report.md,
 confusion_<head>.png, predictions.csv, errors_by_age.csv and breakdown.csv (per-head macro-F1 and
 accuracy overall and per source, and the mask head's by gender and by age group; long format:
-by, group, head, n, f1, accuracy — the numbers a model card quotes; also in metrics.json).
+by, group, head, n, f1, accuracy — the numbers a model card quotes; also in metrics.json),
+fairness.csv (gender accuracy and mask false alarms per race group and per gender, with the gap
+worst vs best: training.classifier.fairness) and, with --out-of-source, out_of_source.md (the
+faces of training/labels/out_of_source.csv, bare vs masked, with counts: training.classifier.oos_check).
 """
 from __future__ import annotations
 
 import csv
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +33,17 @@ from core.crop import to_input
 from core.labels import HEADS as CORE_HEADS
 from core.labels import LABEL_NAMES, class_names, marginals
 from training import checkpoint
+from training.classifier import oos_check
 from training.classifier.dataset import target_matrix
+from training.classifier.fairness import COLUMNS as FAIRNESS_COLUMNS
+from training.classifier.fairness import fairness
 from training.classifier.figures import confusion_image, save_png
 from training.classifier.folds import held_out_faces, split_faces
 from training.classifier.metrics import IGNORE, accuracy, macro_f1, score
+from training.classifier.out_of_source import markdown_table
 from training.classifier.model import build_model
 from training.config import ConfigError, EvaluateConfig, TrainConfig, load_saved
-from training.data.cache import Cache, CachedFace
+from training.data.cache import Cache, CachedFace, CropGeometry
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +167,16 @@ def _breakdown_report(rows: list[dict]) -> list[str]:
     return lines
 
 
+def out_of_source(config: EvaluateConfig, geometry: CropGeometry, predict: Callable[[np.ndarray], dict[str, np.ndarray]],
+                  name: str, progress: bool) -> tuple[str, dict]:
+    """One model on the out-of-source faces (cropped at the cache's geometry, as the app crops):
+    the Markdown table, bare vs masked with counts, and its figures for metrics.json."""
+    oos = oos_check.load_set(config.oos_labels, config.oos_data, geometry.input_size, geometry.crop_margin, progress)
+    found = oos_check.verdicts(name, predict(oos.crops))
+    table = f"{oos.describe()} ({config.oos_labels.name}). Cells: value (faces behind it).\n\n" + markdown_table([found], oos.faces)
+    return table, {f.name: {"value": f.value, "n": f.n} for f in oos_check.figures(oos, found).values()}
+
+
 @dataclass
 class Evaluation:
     metrics: dict
@@ -173,7 +191,8 @@ class Evaluation:
         )
 
 
-def _report(title: str, metrics: dict, by_age: list[dict], images: dict[str, str], parts: list[dict] | None = None) -> str:
+def _report(title: str, metrics: dict, by_age: list[dict], images: dict[str, str], parts: list[dict] | None = None,
+            extra: Sequence[str] = ()) -> str:
     lines = [f"# {title}", "", "| head | macro-F1 | accuracy | photos |", "|---|---|---|---|"]
     for head in (*HEADS, "class"):
         m = metrics[head]
@@ -181,6 +200,7 @@ def _report(title: str, metrics: dict, by_age: list[dict], images: dict[str, str
         lines.append(f"| {name} | {m['f1']:.4f} | {m['accuracy']:.4f} | {m['n']} |" if m["n"] else f"| {name} | – | – | 0 |")
     lines += ["", f"Score (mean of the heads' macro-F1): **{metrics['score']:.4f}**"]
     lines += _breakdown_report(parts or [])
+    lines += list(extra)
     lines += ["", "## Confusion matrices (rows: truth, columns: prediction)", ""]
     lines += [f"![{head}]({file})" for head, file in images.items()]
     if by_age:
@@ -217,13 +237,21 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> Evaluation:
         age_boundary = meta.age_boundary
         probs = predict_onnx(classifier, faces, config.batch_size, progress)
         title = f"{config.onnx.name} ({meta.model_version}) on {where}"
+        on_crops = partial(oos_check.predict_onnx, classifier, batch_size=config.batch_size)
     else:
-        probs = predict_torch(model_from_state(train_config, state), faces, config.batch_size, progress)
+        model = model_from_state(train_config, state)
+        probs = predict_torch(model, faces, config.batch_size, progress)
         title = f"{train_config.model}, epoch {state['epoch']}, on {where}"
+        on_crops = partial(oos_check.predict_torch, model, batch_size=config.batch_size)
     labels = target_matrix(faces, age_boundary, False)
     metrics = score(probs, labels)
     by_age = errors_by_age(faces, probs, labels)
     parts = breakdown(faces, probs, labels)
+    fair = fairness(faces, probs, labels)
+    oos_table, oos_figures = "", {}
+    if config.out_of_source:
+        name = config.onnx.name if config.onnx is not None else f"{train_config.model} epoch {state['epoch']}"
+        oos_table, oos_figures = out_of_source(config, geometry, on_crops, name, progress)
 
     out = config.out or Path(config.run_dir) / ("eval_test" if config.subset == "test" else "eval")
     out.mkdir(parents=True, exist_ok=True)
@@ -235,11 +263,22 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> Evaluation:
             images[head] = path.name
             files.append(path)
     plain = {k: ({kk: vv.tolist() if isinstance(vv, np.ndarray) else vv for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in metrics.items()}
-    plain.update(split=config.subset, fold=fold, photos=len(faces), model=title, age_boundary=age_boundary, errors_by_age=by_age, breakdown=parts)
+    plain.update(split=config.subset, fold=fold, photos=len(faces), model=title, age_boundary=age_boundary, errors_by_age=by_age, breakdown=parts,
+                 fairness=fair.to_json())
+    if oos_table:
+        plain["out_of_source"] = oos_figures
+        with atomic_open(out / "out_of_source.md", "w", encoding="utf-8") as handle:
+            handle.write(f"# Out-of-source faces: {title}\n\n{oos_table}")
+        files.append(out / "out_of_source.md")
     with atomic_open(out / "metrics.json", "w", encoding="utf-8") as handle:
         json.dump(plain, handle, indent=1)
     with atomic_open(out / "report.md", "w", encoding="utf-8") as handle:
-        handle.write(_report(f"Evaluation: {title}", metrics, by_age, images, parts))
+        extra = fair.report_lines() + (["", "## Out-of-source faces (out_of_source.md)", "", oos_table] if oos_table else [])
+        handle.write(_report(f"Evaluation: {title}", metrics, by_age, images, parts, extra))
+    with atomic_open(out / "fairness.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FAIRNESS_COLUMNS)
+        writer.writeheader()
+        writer.writerows(fair.rows())
     with atomic_open(out / "breakdown.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=BREAKDOWN_COLUMNS)
         writer.writeheader()
@@ -258,7 +297,7 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> Evaluation:
                 truth = LABEL_NAMES[head][labels[i, j]] if labels[i, j] != IGNORE else ""
                 cells += [truth, LABEL_NAMES[head][pred], round(float(probs[head][i, pred]), 4)]
             writer.writerow([str(face.row.path), face.row.person_id, face.row.source, *cells])
-    files += [out / n for n in ("metrics.json", "report.md", "breakdown.csv", "errors_by_age.csv", "predictions.csv")]
+    files += [out / n for n in ("metrics.json", "report.md", "breakdown.csv", "fairness.csv", "errors_by_age.csv", "predictions.csv")]
     evaluation = Evaluation(metrics, out, files)
     log.info("%s", evaluation.describe())
     return evaluation

@@ -11,9 +11,13 @@ from core.metadata import CLASS_HEAD
 
 log = logging.getLogger(__name__)
 
+#: score: the validation fold's mean macro-F1; select_score: what picked best.pt (the same number with
+#: --select-on val); oos_*: the out-of-source check (training.classifier.oos_check.HEADLINE), blank when off.
 METRIC_COLUMNS = [
     "epoch", "lr", "train_loss", "val_loss", "score",
-    "mask_f1", "mask_acc", "gender_f1", "gender_acc", "age_f1", "age_acc", "class_f1", "class_acc", "seconds",
+    "mask_f1", "mask_acc", "gender_f1", "gender_acc", "age_f1", "age_acc", "class_f1", "class_acc",
+    "oos_gender_acc", "oos_gender_acc_bare", "oos_gender_acc_masked", "oos_age_f1", "oos_age_f1_bare", "oos_age_f1_masked",
+    "oos_mask_f1", "select_score", "seconds",
 ]
 
 

@@ -5,7 +5,7 @@ One run validates on one fold of <cache>/folds.csv and writes into its run folde
     config.json               the settings it ran with
     metrics.csv               one row per epoch (TensorBoard events in tb/ when installed)
     checkpoints/last.pt       everything to resume: model, optimiser, scheduler, scaler, RNG, history
-    checkpoints/best.pt       the model of the epoch with the best validation score
+    checkpoints/best.pt       the model of the epoch with the best selection score (--select-on: val or out-of-source)
     train.log
 
 `train_folds` trains several folds (`--folds all`) one after another, each in its own run folder.
@@ -35,13 +35,14 @@ from tqdm import tqdm
 from core.atomic import atomic_open
 from core.labels import marginals
 from training import checkpoint
-from training.classifier import distributed
-from training.classifier.augment import AugmentConfig
+from training.classifier import distributed, oos_check
+from training.classifier.augment import augment_config
 from training.classifier.dataset import (
     CropDataset,
     balanced_weights,
     check_single_head,
     class_weights,
+    fair_weights,
     target_matrix,
 )
 from training.classifier.folds import fold_configs, split_faces
@@ -59,7 +60,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 #: Settings a resumed run must share with the run it continues.
-RESUME_MUST_MATCH = ("cache", "fold", "model", "single_head", "age_boundary", "seed", "batch_size")
+RESUME_MUST_MATCH = ("cache", "fold", "model", "single_head", "age_boundary", "seed", "batch_size", "select_on")
 StopCheck = Callable[[int, int], bool]  # (epoch, step) -> stop now?
 EpochHook = Callable[[dict], None]  # called with each finished epoch's metrics.csv row
 
@@ -80,10 +81,7 @@ class TrainSummary:
 
     def describe(self) -> str:
         state = " (stopped early)" if self.stopped_early else " (interrupted: --resume to go on)" if self.interrupted else ""
-        return f"epochs run {self.epochs_run}{state}; best validation score {self.best_score:.4f} at epoch {self.best_epoch}; {self.run_dir}"
-
-
-# ------------------------------------------------------------------------------------ set-up
+        return f"epochs run {self.epochs_run}{state}; best selection score {self.best_score:.4f} at epoch {self.best_epoch}; {self.run_dir}"
 
 
 # ------------------------------------------------------------------------------------ the run
@@ -106,6 +104,17 @@ class _Run:
     sample_weights: np.ndarray | None
     world: distributed.World
     net: torch.nn.Module  # what the training step calls: `model`, or DDP over it under torchrun
+    oos: oos_check.OutOfSourceSet | None = None  # the out-of-source faces' crops, made once
+
+    def selection(self, metrics: dict) -> tuple[float, dict]:
+        """The score that picks best.pt (--select-on) and the out-of-source metrics.csv columns.
+        Every rank scores all the faces with the same weights: the same decision everywhere."""
+        if self.oos is None:
+            return metrics["score"], {}
+        probs = oos_check.predict_torch(self.model, self.oos.crops, self.config.batch_size, self.device)
+        found = oos_check.figures(self.oos, oos_check.verdicts(self.config.model, probs))
+        on_oos = self.config.select_on == "out-of-source"
+        return (oos_check.selection_score(found, metrics["mask"]["f1"]) if on_oos else metrics["score"]), oos_check.headline(found)
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -221,7 +230,7 @@ def _build(config: TrainConfig, cache: Cache, world: distributed.World) -> _Run:
     data_config = model.data_config()
     mean, std = data_config["mean"], data_config["std"]
     heads = tuple(model.head_names)
-    augmentation = AugmentConfig(config.flip, config.color_jitter, config.scale, config.shift, cutout=config.cutout)
+    augmentation = augment_config(config)
     train_set = CropDataset(train_faces, train_labels, geometry, mean, std, augmentation, config.seed)
     val_set = CropDataset(val_faces, val_targets, geometry, mean, std, None, config.seed)
 
@@ -240,9 +249,21 @@ def _build(config: TrainConfig, cache: Cache, world: distributed.World) -> _Run:
     use_amp = device.type == "cuda" if config.amp == "auto" else config.amp == "on"
     amp_dtype = (torch.float16 if device.type == "cuda" else torch.bfloat16) if use_amp else None
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and device.type == "cuda")
-    sample_weights = balanced_weights(train_labels) if config.sampler == "weighted" else None
+    sample_weights = {"weighted": lambda: balanced_weights(train_labels), "fair": lambda: fair_weights(train_faces),
+                      "random": lambda: None}[config.sampler]()
+    oos = None
+    if config.checks_out_of_source:
+        oos = oos_check.load_set(config.oos_labels, config.oos_data, geometry.input_size, geometry.crop_margin, progress=world.is_main)
+        log.info("select on %s; %s", config.select_on, oos.describe())
     return _Run(config, device, model, heads, train_set, val_set, val_labels, criterion, optimizer, scheduler, scaler, amp_dtype,
-                sample_weights, world, distributed.wrap(world, model, device))
+                sample_weights, world, distributed.wrap(world, model, device), oos)
+
+
+def _oos_text(selected: float, columns: dict) -> str:
+    if not columns:
+        return ""
+    return (f"; out-of-source gender acc {columns['oos_gender_acc']}, age F1 {columns['oos_age_f1']}; "
+            f"selection score {selected:.4f}")
 
 
 def _resume(run: _Run, path: Path) -> tuple[int, float, int, int, list[dict]]:
@@ -252,7 +273,8 @@ def _resume(run: _Run, path: Path) -> tuple[int, float, int, int, list[dict]]:
     saved = json.loads(state["config"])
     now = to_dict(run.config)
     saved["cache"], now["cache"] = os.path.abspath(saved["cache"]), os.path.abspath(now["cache"])
-    different = [f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in RESUME_MUST_MATCH if saved.get(k) != now[k]]
+    before = to_dict(TrainConfig())  # a setting the saved run predates had its default
+    different = [f"{k}: {saved.get(k, before[k])!r} -> {now[k]!r}" for k in RESUME_MUST_MATCH if saved.get(k, before[k]) != now[k]]
     if different:
         raise ConfigError("cannot resume with other settings: " + "; ".join(different))
     run.model.load_state_dict(state["model"])
@@ -333,11 +355,13 @@ def _train(
             train_loss = run.train_epoch(epoch, progress, should_stop)
             val_loss, probs = run.validate()
             metrics = score(probs, run.val_labels)
-            history.append(epoch_row(epoch, lr, train_loss, val_loss, metrics, time.perf_counter() - began))
+            selected, oos_columns = run.selection(metrics)
+            history.append({**epoch_row(epoch, lr, train_loss, val_loss, metrics, time.perf_counter() - began),
+                            **oos_columns, "select_score": round(selected, 6)})
             if metrics_log is not None:
                 metrics_log.write(history)
-            if metrics["score"] > best:  # every rank scores the same gathered outputs: same decision
-                best, best_epoch, bad_epochs = metrics["score"], epoch, 0
+            if selected > best:  # every rank scores the same gathered outputs: same decision
+                best, best_epoch, bad_epochs = selected, epoch, 0
                 if world.is_main:
                     checkpoint.save(best_path, {
                         "format": CHECKPOINT_FORMAT, "epoch": epoch, "model": run.model.state_dict(), "score": best,
@@ -351,9 +375,9 @@ def _train(
             summary.epochs_run.append(epoch)
             summary.best_score, summary.best_epoch = best, best_epoch
             log.info(
-                "epoch %d: train loss %.4f, val loss %.4f, score %.4f (mask %.3f, gender %.3f, age %.3f, 18-class %.3f)%s",
+                "epoch %d: train loss %.4f, val loss %.4f, score %.4f (mask %.3f, gender %.3f, age %.3f, 18-class %.3f)%s%s",
                 epoch, train_loss, val_loss, metrics["score"], metrics["mask"]["f1"], metrics["gender"]["f1"],
-                metrics["age"]["f1"], metrics["class"]["f1"], " *" if best_epoch == epoch else "",
+                metrics["age"]["f1"], metrics["class"]["f1"], _oos_text(selected, oos_columns), " *" if best_epoch == epoch else "",
             )
             if on_epoch is not None:
                 on_epoch(history[-1])
@@ -364,6 +388,6 @@ def _train(
         if metrics_log is not None:
             metrics_log.close()
     if summary.stopped_early:
-        log.info("early stop: no better validation score for %d epochs", config.patience)
+        log.info("early stop: no better selection score (%s) for %d epochs", config.select_on, config.patience)
     log.info("%s", summary.describe())
     return summary

@@ -12,6 +12,16 @@ from core.metadata import CLASS_HEAD
 from training.config.base import ConfigError, coerce, setting
 
 
+#: The out-of-source faces of issue 16 (training/labels/README.md): gender and age by eye, other sources than UTKFace.
+OOS_LABELS = Path(__file__).resolve().parents[1] / "labels" / "out_of_source.csv"
+#: Where that file's photo paths start, as the recipes' ../shared/data (run from the repository root).
+OOS_DATA = Path("../shared/data")
+SAMPLERS = ("random", "weighted", "fair")
+SELECT_ON = ("val", "out-of-source")
+#: The robust augmentations' probabilities (TrainConfig fields, training.classifier.augment).
+ROBUST_PROBABILITIES = ("low_res", "blur", "jpeg", "grayscale", "color_shift", "rotate", "profile", "edge_cut", "occlusion")
+
+
 def _default_loader_workers() -> int:
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
@@ -39,7 +49,8 @@ class TrainConfig:
     label_smoothing: float = setting(0.1, "label smoothing")
     focal_gamma: float = setting(0.0, "focal loss gamma (0: plain cross-entropy)")
     class_weights: bool = setting(False, "inverse-frequency class weights in the loss")
-    sampler: str = setting("random", "weighted: balance the mask·gender·age combinations", choices=("random", "weighted"))
+    sampler: str = setting("random", "weighted: balance the mask·gender·age combinations; fair: draw each (gender, race) "
+                           "group of the gender-labelled faces about equally, mask-only photos keeping their share", choices=SAMPLERS)
     head_weights: dict[str, float] = setting(factory=lambda: {h: 1.0 for h in HEADS}, help="loss weight per head",
                                              metavar="HEAD=W")
     age_boundary: int = setting(OLD_AGE, "start of the oldest age group (58 moves 58-59 into 60+)", metavar="YEARS")
@@ -49,10 +60,27 @@ class TrainConfig:
     scale: tuple[float, float] = setting((0.85, 1.15), "random crop side relative to the runtime crop", metavar=("MIN", "MAX"))
     shift: float = setting(0.08, "random crop centre shift (fraction of the side)")
     cutout: float = setting(0.3, "probability of a cut-out square", metavar="P")
+    # robust augmentation (issue 16): probabilities per crop, all off by default; training/recipes/robust.toml turns them on
+    low_res: float = setting(0.0, "probability of a low-resolution view (shrunk to 0.15-0.5 of the side, enlarged back)", metavar="P")
+    blur: float = setting(0.0, "probability of a Gaussian or motion blur", metavar="P")
+    jpeg: float = setting(0.0, "probability of JPEG artefacts (quality 8-35)", metavar="P")
+    grayscale: float = setting(0.0, "probability of a grayscale view", metavar="P")
+    color_shift: float = setting(0.0, "probability of a strong colour cast (per-channel gains 0.6-1.4, gamma)", metavar="P")
+    rotate: float = setting(0.0, "probability of an in-plane rotation up to --rotate-degrees", metavar="P")
+    rotate_degrees: float = setting(25.0, "largest rotation of --rotate", metavar="DEG")
+    profile: float = setting(0.0, "probability of a profile-like crop: face off-centre and narrower", metavar="P")
+    edge_cut: float = setting(0.0, "probability of a face cut by the frame edge (a side black or edge-replicated)", metavar="P")
+    occlusion: float = setting(0.0, "probability of a hand-like or random blob over the face (besides --cutout)", metavar="P")
     mixup: float = setting(0.0, "mixup Beta alpha (0: off)", metavar="ALPHA")
     cutmix: float = setting(0.0, "cutmix Beta alpha (0: off)", metavar="ALPHA")
     # run
-    patience: int = setting(5, "early stopping: epochs without a better validation macro-F1")
+    patience: int = setting(5, "early stopping: epochs without a better selection score (--select-on)")
+    select_on: str = setting("val", "what picks best.pt and stops early: val (the fold's mean macro-F1) or out-of-source "
+                             "(mean of the out-of-source gender accuracy, age macro-F1 and the fold's mask macro-F1)", choices=SELECT_ON)
+    out_of_source: bool = setting(False, "score the out-of-source faces (--oos-labels) after every epoch, logged in metrics.csv "
+                                  "beside the validation scores (implied by --select-on out-of-source)")
+    oos_labels: Path = setting(OOS_LABELS, "out-of-source labels CSV (training/labels/README.md)", metavar="CSV")
+    oos_data: Path = setting(OOS_DATA, "folder the out-of-source CSV's photo paths are relative to", metavar="DIR")
     seed: int = setting(0, "seed")
     device: str = setting("auto", "device", choices=("auto", "cuda", "mps", "cpu"))
     amp: str = setting("auto", "mixed precision (auto: on CUDA)", choices=("auto", "on", "off"))
@@ -71,8 +99,15 @@ class TrainConfig:
             raise ConfigError(f"run_folds must be 'all' or fold numbers separated by commas, not {self.run_folds!r}")
         if self.patience < 1:
             raise ConfigError("patience must be at least 1")
-        if self.sampler not in ("random", "weighted"):
-            raise ConfigError("sampler must be 'random' or 'weighted'")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}")
+        if self.select_on not in SELECT_ON:
+            raise ConfigError(f"select_on must be one of {', '.join(SELECT_ON)}")
+        for name in ("cutout", *ROBUST_PROBABILITIES):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} is a probability: it must be within [0, 1]")
+        if not 0.0 <= self.rotate_degrees <= 90.0:
+            raise ConfigError("rotate_degrees must be within [0, 90]")
         if self.device not in ("auto", "cuda", "mps", "cpu"):
             raise ConfigError("device must be auto, cuda, mps or cpu")
         if self.amp not in ("auto", "on", "off"):
@@ -88,6 +123,11 @@ class TrainConfig:
     @property
     def resolved_run_dir(self) -> Path:
         return self.run_dir or self.cache / "runs" / f"{self.model}_fold{self.fold}"
+
+    @property
+    def checks_out_of_source(self) -> bool:
+        """Whether each epoch scores the out-of-source faces."""
+        return self.out_of_source or self.select_on == "out-of-source"
 
 
 @dataclass(frozen=True)
@@ -133,6 +173,10 @@ class EvaluateConfig:
                           flags=("--subset", "--split"), choices=("val", "test"))
     out: Path | None = setting(None, "output folder (default: <run>/eval, or <run>/eval_test for --split test)", metavar="DIR")
     batch_size: int = setting(64, "batch size")
+    out_of_source: bool = setting(False, "also score the out-of-source faces (--oos-labels): gender accuracy and age "
+                                  "macro-F1, bare vs masked, with counts (out_of_source.md)")
+    oos_labels: Path = setting(OOS_LABELS, "out-of-source labels CSV (training/labels/README.md)", metavar="CSV")
+    oos_data: Path = setting(OOS_DATA, "folder the out-of-source CSV's photo paths are relative to", metavar="DIR")
 
     def __post_init__(self) -> None:
         coerce(self)

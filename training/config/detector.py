@@ -42,6 +42,14 @@ class EvalDetectorConfig:
     threshold_sets: tuple[tuple[float, float, float], ...] = setting(
         (DetectorConfig.thresholds,), "stage thresholds (repeatable: each a setting)", flags=("--thresholds",),
         metavar=("P", "R", "O"), repeat=True)
+    min_face_fractions: tuple[float, ...] = setting(
+        (0.0,), "the batch path's per-photo minimum face: F × the photo's short side, within --min-face-floor and "
+        "--min-face (repeatable: each a setting; 0: --min-face in every photo, as live video)",
+        flags=("--min-face-fraction",), metavar="F", repeat=True)
+    min_face_floor: int = setting(DetectorConfig.min_face_floor, "lowest per-photo minimum face", metavar="PX")
+    closeup: bool = setting(False, "also score close-ups: held-out mask_web photos letterboxed into 640x480 "
+                            "(training/detector/closeup.py), found and stray boxes per mask state")
+    closeup_photos: int = setting(0, "at most N close-up photos per mask state (0: all held out)", metavar="N")
     out: Path = setting(Path("detector_eval.md"), "report; the CSV is written beside it", metavar="FILE.md")
     synth_dir: Path | None = setting(None, "also score the held-out faces of this `mask-train synth` output: found per "
                                      "placement and landmark error against the reference detector on the bare chip",
@@ -59,6 +67,10 @@ class EvalDetectorConfig:
             raise ConfigError("min_faces values must be at least 12 px")
         if not self.threshold_sets or any(not 0.0 <= t <= 1.0 for triple in self.threshold_sets for t in triple):
             raise ConfigError("threshold_sets must be triples of numbers in [0, 1]")
+        if not self.min_face_fractions or any(not 0.0 <= f < 1.0 for f in self.min_face_fractions):
+            raise ConfigError("min_face_fractions must be numbers in [0, 1) (0: a fixed minimum face)")
+        if self.min_face_floor < 12 or self.closeup_photos < 0:
+            raise ConfigError("min_face_floor must be at least 12 px and closeup_photos at least 0")
 
 
 @dataclass(frozen=True)
@@ -81,10 +93,20 @@ class FinetuneDetectorConfig:
     seed: int = setting(0, "seed")
     torch_threads: int = setting(2, "torch CPU threads", flags=("--torch-threads", "--threads"), metavar="N")
     reference: Path | None = setting(None, REFERENCE_HELP, metavar="DIR")
+    scene_variants: int = setting(3, "dressed copies of each training scene with a bare face (synthetic masks drawn in "
+                                  "context on its bare faces; 0: none)", metavar="N")
+    web_photos: int = setting(0, "mask_web photos per folder (training part), letterboxed: without_mask dressed, with_mask "
+                              "pseudo-labelled (0: all, -1: none)", metavar="N")
+    mine_epochs: int = setting(2, "after the first `epochs`, mine the fine-tuned stages' false positives on the training "
+                               "scenes and train this many more epochs with them (0: no mining)", metavar="N")
+    mined_share: float = setting(0.25, "share of each mining-round epoch's negatives drawn from the mined ones", metavar="F")
+    distill: float = setting(0.5, "weight of the loss holding scores on bare-face crops to stock's (0: off)", metavar="W")
     resume: bool = setting(False, "continue from the run folder's checkpoints")
 
     def __post_init__(self) -> None:
         coerce(self)
+        if self.scene_variants < 0 or self.web_photos < -1 or self.mine_epochs < 0 or not 0 <= self.mined_share <= 1 or self.distill < 0:
+            raise ConfigError("scene_variants, mine_epochs, distill >= 0; web_photos >= -1; mined_share in [0, 1]")
         if not self.nets or any(n not in ("pnet", "rnet", "onet") for n in self.nets):
             raise ConfigError("nets must be some of pnet, rnet, onet")
         if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.synth_faces < 0 or self.scenes < 0 or self.steps < 0:

@@ -29,6 +29,7 @@ from core.atomic import atomic_open
 from core.labels import HEADS, LABEL_NAMES
 from training.config import ConfigError
 from training.data.records import ManifestRow
+from training.data.utkface import RACE_NAMES, parse_race, race_of_person
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ class CachedFace:
 
 MANIFEST_COLUMNS = [
     "path", "person_id", "source", "mask", "gender", "age", "age_group",
-    "status", "message", "crop", "x1", "y1", "x2", "y2", "det_score", "faces", "how",
+    "status", "message", "crop", "x1", "y1", "x2", "y2", "det_score", "faces", "how", "race",
 ]
 
 
@@ -158,13 +159,17 @@ def _parse_label(head: str, text: str):
 
 
 def manifest_row(record: dict[str, str]) -> ManifestRow:
-    """One manifest record back into the reader's row (the known box only where the crop was cut from it)."""
+    """One manifest record back into the reader's row (the known box only where the crop was cut from it).
+    A manifest written before the race column gets the race from a UTKFace-named person id, as
+    the readers now do."""
+    race = parse_race(record["race"]) if record.get("race") else race_of_person(record["person_id"])
     return ManifestRow(
         Path(record["path"]), record["person_id"],
         _parse_label("mask", record["mask"]), _parse_label("gender", record["gender"]),
         float(record["age"]) if record["age"] else None, _parse_label("age", record["age_group"]),
         record["source"],
         tuple(float(record[c]) for c in ("x1", "y1", "x2", "y2")) if record.get("how") == "box" else None,  # type: ignore[arg-type]
+        race,
     )
 
 
@@ -246,6 +251,7 @@ class Cache:
                     "path": str(row.path), "person_id": row.person_id, "source": row.source,
                     "mask": _label_name("mask", row.mask), "gender": _label_name("gender", row.gender),
                     "age": "" if row.age is None else f"{row.age:g}", "age_group": _label_name("age", row.age_group),
+                    "race": "" if row.race is None else RACE_NAMES[row.race],
                 }
                 if done is not None:
                     record.update(status=done.status, message=done.message, crop=done.crop, det_score=round(done.det_score, 4), faces=done.faces, how=done.how)

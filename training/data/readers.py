@@ -23,7 +23,7 @@ from training.data.records import (
     parse_gender,
     parse_mask,
 )
-from training.data.utkface import is_utkface_name, utkface_labels
+from training.data.utkface import is_utkface_name, parse_race, race_of_person, utkface_labels, utkface_race
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,8 @@ def read_utkface(root: Path, source: str | None = None) -> ReadResult:
         except LabelError as exc:
             result.problems.append(Problem(str(entry.path), None, str(exc)))
             continue
-        result.rows.append(ManifestRow(entry.path, _file_person(source, root, entry.path), None, gender, age, None, source))
+        result.rows.append(ManifestRow(entry.path, _file_person(source, root, entry.path), None, gender, age, None, source,
+                                       race=utkface_race(entry.path.name)))
     if not result.rows and not result.problems:
         result.problems.append(Problem(str(root), None, "no images found"))
     return result
@@ -199,9 +200,10 @@ def read_folders(root: Path, class_map: dict[str, str] | None = None, source: st
 
 def read_csv_manifest(table: Path, source: str | None = None) -> ReadResult:
     """A CSV with path (relative to the CSV's folder, or absolute) and optional person_id, mask,
-    gender, age (years or group), source and x1, y1, x2, y2 (the face's box in the photo's pixels:
-    all four or none) columns. An empty cell is an unknown label; other columns are ignored
-    (`mask-train synth` adds style and placement)."""
+    gender, age (years or group), race (UTKFace's names or 0-4), source and x1, y1, x2, y2 (the
+    face's box in the photo's pixels: all four or none) columns. An empty cell is an unknown label;
+    other columns are ignored (`mask-train synth` adds style and placement). Without a race cell,
+    a person_id that is a UTKFace file name (as `synth` writes them) gives the race."""
     table = Path(table)
     default_source = source or f"csv:{table.stem}"
     result = ReadResult()
@@ -220,6 +222,7 @@ def read_csv_manifest(table: Path, source: str | None = None) -> ReadResult:
             gender = parse_gender(row.get("gender", ""))
             years, group = parse_age(row.get("age", ""))
             box = parse_box(row.get(c, "") for c in BOX_COLUMNS)
+            race = parse_race(row.get("race", "")) if row.get("race") else race_of_person(row.get("person_id") or row["path"])
         except LabelError as exc:
             result.problems.append(Problem(*where, str(exc)))
             continue
@@ -228,7 +231,7 @@ def read_csv_manifest(table: Path, source: str | None = None) -> ReadResult:
             continue
         row_source = row.get("source") or default_source
         manifest_row = ManifestRow(
-            path, f"{row_source}/{row.get('person_id') or row['path']}", mask, gender, years, group, row_source, box
+            path, f"{row_source}/{row.get('person_id') or row['path']}", mask, gender, years, group, row_source, box, race
         )
         if not manifest_row.has_label():
             result.problems.append(Problem(*where, "no label at all (not used)", "warning"))

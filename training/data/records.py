@@ -35,6 +35,8 @@ class ManifestRow:
 
     box: the face's known box (x1, y1, x2, y2 in the photo's pixels); prepare crops it instead of
     detecting. None: prepare finds the face. A photo with several known faces gives one row each.
+    race: UTKFace's race field (0-4, training.data.utkface.RACE_NAMES) where known: it is not a
+    head, only what the fair sampler balances and evaluate's fairness table groups by.
     """
 
     path: Path
@@ -45,6 +47,7 @@ class ManifestRow:
     age_group: Age | None
     source: str
     box: tuple[float, float, float, float] | None = None
+    race: int | None = None
 
     def age_label(self, old_age: int = OLD_AGE) -> Age | None:
         """The age group, from the years when known (so --age-boundary applies), else the group."""

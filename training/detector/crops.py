@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,10 @@ from core.mtcnn import (
     to_network_image,
 )
 from core.tracker import iou_matrix
+from training.detector.box_style import BoxStyle, fit_box_style  # noqa: F401  (re-exported)
+from training.detector.crop_cache import load_part, merge, save_part
 from training.detector.evaluate import match_pairs
+from training.detector.incontext import FaceSample, dressed_scenes, dressed_web, pseudo_labelled_web, web_photos
 from training.detector.reference import reference_detector
 from training.detector.scenes import Scene, boxes_table, load_scenes
 from training.detector.synth_check import bare_landmarks, synth_pad_fraction, synth_rows
@@ -44,66 +48,44 @@ log = logging.getLogger(__name__)
 SIZES = {"pnet": 12, "rnet": 24, "onet": 48}
 POS_IOU, PART_IOU, NEG_IOU = 0.65, 0.4, 0.3
 LABEL_POS, LABEL_PART, LABEL_NEG = 1, 2, 0
-SIZES = {"pnet": 12, "rnet": 24, "onet": 48}
+KEYS = ("images", "labels", "boxes", "landmarks", "has_landmarks", "bare")
 MIN_TRAIN_BOX = 16  # labelled boxes narrower than this give no positive crops (too few pixels)
-
-
-@dataclass(frozen=True)
-class BoxStyle:
-    """How MTCNN's box for a face sits relative to a dataset's labelled box: centre offset and
-    size, as fractions of the labelled box's width and height (medians over matched pairs)."""
-
-    dx: float = 0.0
-    dy: float = 0.0
-    sw: float = 1.0
-    sh: float = 1.0
-    pairs: int = 0
-
-    def apply(self, boxes: np.ndarray) -> np.ndarray:
-        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-        w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        cx = (boxes[:, 0] + boxes[:, 2]) / 2 + self.dx * w
-        cy = (boxes[:, 1] + boxes[:, 3]) / 2 + self.dy * h
-        nw, nh = w * self.sw, h * self.sh
-        return np.stack([cx - nw / 2, cy - nh / 2, cx + nw / 2, cy + nh / 2], axis=1).astype(np.float32)
-
-
-def fit_box_style(truth: list[np.ndarray], found: list[np.ndarray]) -> BoxStyle:
-    """Medians over one-to-one matches (IoU >= 0.5) of detections to labelled boxes, per scene."""
-    rows = []
-    for t, d in zip(truth, found):
-        for i, j, _ in match_pairs(t, d, 0.5):
-            tw, th = t[i, 2] - t[i, 0], t[i, 3] - t[i, 1]
-            rows.append(((d[j, 0] + d[j, 2] - t[i, 0] - t[i, 2]) / 2 / tw, (d[j, 1] + d[j, 3] - t[i, 1] - t[i, 3]) / 2 / th,
-                         (d[j, 2] - d[j, 0]) / tw, (d[j, 3] - d[j, 1]) / th))
-    if not rows:
-        return BoxStyle()
-    m = np.median(np.array(rows), axis=0)
-    return BoxStyle(float(m[0]), float(m[1]), float(m[2]), float(m[3]), len(rows))
 
 
 @dataclass
 class CropSet:
     """Training crops of one net: images (N, 3, S, S) float16 in the nets' normalisation, label
     (LABEL_POS / LABEL_PART / LABEL_NEG), box regression targets (N, 4), landmark targets (N, 10:
-    x1..x5, y1..y5 as fractions of the box) with a flag saying which crops have them."""
+    x1..x5, y1..y5 as fractions of the box) with a flag saying which crops have them, and a flag
+    for crops around a bare face (where the fine-tune is held to stock's scores: distillation)."""
 
     images: list[np.ndarray] = field(default_factory=list)
     labels: list[np.ndarray] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
     landmarks: list[np.ndarray] = field(default_factory=list)
     has_landmarks: list[np.ndarray] = field(default_factory=list)
+    bare: list[np.ndarray] = field(default_factory=list)
+    size: int = 0  # the net's input side (for the empty arrays of a set nothing was added to)
 
-    def add(self, images, labels, boxes, landmarks, has_landmarks) -> None:
+    def add(self, images, labels, boxes, landmarks, has_landmarks, bare: bool | np.ndarray = False) -> None:
         if len(images):
             self.images.append(images.astype(np.float16))
             self.labels.append(labels.astype(np.int64))
             self.boxes.append(boxes.astype(np.float32))
             self.landmarks.append(landmarks.astype(np.float32))
             self.has_landmarks.append(has_landmarks.astype(bool))
+            self.bare.append(np.broadcast_to(np.asarray(bare, bool), (len(images),)).copy())
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {k: np.concatenate(getattr(self, k)) for k in ("images", "labels", "boxes", "landmarks", "has_landmarks")}
+        if not self.images:
+            return empty_arrays(self.size)
+        return {k: np.concatenate(getattr(self, k)) for k in KEYS}
+
+
+
+def empty_arrays(size: int) -> dict[str, np.ndarray]:
+    return {"images": np.zeros((0, 3, size, size), np.float16), "labels": np.zeros(0, np.int64), "boxes": np.zeros((0, 4), np.float32),
+            "landmarks": np.zeros((0, 10), np.float32), "has_landmarks": np.zeros(0, bool), "bare": np.zeros(0, bool)}
 
 
 def square_candidates(box: np.ndarray, n: int, shift: float, scale: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
@@ -142,7 +124,7 @@ def cut(table: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np
 
 
 def add_face_crops(crops: dict[str, CropSet], table: np.ndarray, face: np.ndarray, landmarks: np.ndarray | None,
-                   others: np.ndarray, rng: np.random.Generator, n_pos: int, n_part: int) -> None:
+                   others: np.ndarray, rng: np.random.Generator, n_pos: int, n_part: int, bare: bool = False) -> None:
     """Positive and part crops around one face (MTCNN-style box) for every net; candidates that
     land in neither band are dropped (and those under NEG_IOU with every face become negatives)."""
     cands = np.concatenate([square_candidates(face, 3 * n_pos, 0.08, (0.9, 1.12), rng),
@@ -159,7 +141,7 @@ def add_face_crops(crops: dict[str, CropSet], table: np.ndarray, face: np.ndarra
         reg, marks = targets(net, cands[keep][valid], face, landmarks)
         reg[labels[valid] == LABEL_NEG] = 0.0
         flags = (labels[valid] == LABEL_POS) & (landmarks is not None)
-        crop_set.add(images, labels[valid], reg, marks, flags)
+        crop_set.add(images, labels[valid], reg, marks, flags, bare)
 
 
 def add_negatives(crops: CropSet, net: str, table: np.ndarray, cands: np.ndarray) -> None:
@@ -198,6 +180,7 @@ class BuildSummary:
     synth_skipped: int = 0
     box_style: BoxStyle = field(default_factory=BoxStyle)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    in_context: dict[str, dict[str, int]] = field(default_factory=dict)  # part -> pictures, faces, bare
 
 
 def scene_crops(crops: dict[str, CropSet], scenes: list[Scene], detector: MTCNN,
@@ -225,7 +208,8 @@ def scene_crops(crops: dict[str, CropSet], scenes: list[Scene], detector: MTCNN,
             if scene.boxes[i, 2] - scene.boxes[i, 0] < MIN_TRAIN_BOX:
                 continue
             weight = 4 if state is Mask.INCORRECT else 1  # the rare state: more crops
-            add_face_crops(crops, table, face, None, np.delete(mapped, i, axis=0), rng, 3 * weight, 2 * weight)
+            add_face_crops(crops, table, face, None, np.delete(mapped, i, axis=0), rng, 3 * weight, 2 * weight,
+                           bare=state is Mask.NOT_WEAR)
             summary.scene_faces += 1
         # Stage proposals: a positive / part when over a face, a hard negative when over nothing.
         for net, cands in (("rnet", first), ("onet", second)):
@@ -270,18 +254,69 @@ def synth_crops(crops: dict[str, CropSet], rows: list[dict[str, str]], synth_dir
             summary.synth_skipped += 1
             continue
         table = integral_image(to_network_image(image))
-        add_face_crops(crops, table, box, marks, np.zeros((0, 4), np.float32), rng, 2, 1)
+        add_face_crops(crops, table, box, marks, np.zeros((0, 4), np.float32), rng, 2, 1, bare=row["placement"] == "none")
         summary.synth_faces += 1
 
 
+def sample_crops(crops: dict[str, CropSet], sample: FaceSample, rng: np.random.Generator,
+                 n_pos: int = 2, n_part: int = 1, n_neg: int = 6) -> None:
+    """Crops of an in-context picture: positives and parts round its faces, random negatives
+    away from every face in it."""
+    table = integral_image(to_network_image(sample.image))
+    height, width = sample.image.shape[:2]
+    every = np.concatenate([sample.boxes, sample.others])
+    for i, (face, marks, bare) in enumerate(zip(sample.boxes, sample.landmarks, sample.bare)):
+        others = np.concatenate([np.delete(sample.boxes, i, axis=0), sample.others])
+        add_face_crops(crops, table, face, marks, others, rng, n_pos, n_part, bare=bare)
+    windows = random_windows(width, height, 4 * n_neg, rng)
+    far = iou_matrix(windows, every).max(axis=1) < NEG_IOU
+    for net, crop_set in crops.items():
+        add_negatives(crop_set, net, table, windows[far][:n_neg])
+
+
+def _in_context(crops: dict[str, CropSet], samples, counter: dict[str, int], total: int, desc: str,
+                rng: np.random.Generator, progress: bool) -> None:
+    for sample in tqdm(samples, desc=desc, unit="img", total=total, disable=not progress):
+        sample_crops(crops, sample, rng)
+        counter["faces"] = counter.get("faces", 0) + len(sample.boxes)
+        counter["bare"] = counter.get("bare", 0) + int(sum(sample.bare))
+        counter["pictures"] = counter.get("pictures", 0) + 1
+
+
+def _part(config, name: str, extra: dict, build, progress: bool) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """A crop part from the run folder's cache, or built by `build(crops, rng) -> info` and cached."""
+    settings = {"data": str(Path(config.data_dir).resolve()), "seed": config.seed, "nets": list(config.nets),
+                "reference": str(config.reference or "stock"), "version": CROPS_VERSION, **extra}
+    cached = load_part(config.run_dir, name, settings)
+    if cached is not None:
+        return cached
+    crops = {net: CropSet(size=SIZES[net]) for net in config.nets}
+    rng = np.random.default_rng([config.seed, zlib.crc32(name.encode())])
+    info = build(crops, rng)
+    arrays = {net: crop_set.arrays() for net, crop_set in crops.items()}
+    save_part(config.run_dir, name, settings, arrays, info)
+    log.info("crops part %s: %s; %s", name, info, {net: len(a["labels"]) for net, a in arrays.items()})
+    return arrays, info
+
+
+#: Bump when the crops a part builds change, so cached parts are rebuilt.
+CROPS_VERSION = 2
+
+
 def build_crops(config, progress: bool = True) -> tuple[dict[str, dict[str, np.ndarray]], BuildSummary]:
-    """Every net's crops, cached in the run folder (crops_<net>.npz) so a resumed run reuses them."""
+    """Every net's crops, built part by part (each cached in <run>/parts, so an interrupted build
+    resumes), merged with stock's scores (the distillation teacher) into crops_<net>.npz."""
+    from training.detector.distill import teacher_scores
+    from training.detector.distill import load_nets
+
     run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     cached = {net: run_dir / f"crops_{net}.npz" for net in config.nets}
     summary_path = run_dir / "crops.json"
     settings = {"data": str(Path(config.data_dir).resolve()), "synth": str(Path(config.synth_dir).resolve()),
                 "synth_faces": config.synth_faces, "scenes": config.scenes, "seed": config.seed,
-                "reference": str(config.reference or "stock")}
+                "reference": str(config.reference or "stock"), "scene_variants": config.scene_variants,
+                "web_photos": config.web_photos, "version": CROPS_VERSION}
     if all(p.is_file() for p in cached.values()) and summary_path.is_file():
         info = json.loads(summary_path.read_text(encoding="utf-8"))
         if info.pop("settings", None) == settings:
@@ -289,32 +324,75 @@ def build_crops(config, progress: bool = True) -> tuple[dict[str, dict[str, np.n
             summary = BuildSummary(**{k: v for k, v in info.items() if k != "box_style"}, box_style=BoxStyle(**info["box_style"]))
             return {net: dict(np.load(p)) for net, p in cached.items()}, summary
         log.warning("the crops in %s were built with other settings: building them again", run_dir)
-    rng = np.random.default_rng(config.seed)
     detector = reference_detector(config.reference, min_face=20)
-    crops = {net: CropSet() for net in config.nets}
+    close_up = detector.with_config(DetectorConfig(min_face_size=40))
     summary = BuildSummary()
     scenes = load_scenes(boxes_table(config.data_dir), "train")
     if config.scenes:
         scenes = scenes[: config.scenes]
-    summary.box_style = scene_crops(crops, scenes, detector, rng, summary, progress)
+    data_dir = Path(config.data_dir)
+
+    def scene_part(crops, rng):
+        part = BuildSummary()
+        style = scene_crops(crops, scenes, detector, rng, part, progress)
+        return {"scenes": part.scenes, "scene_faces": part.scene_faces, "box_style": vars(style)}
+
+    arrays, info = _part(config, "scenes", {"scenes": config.scenes}, scene_part, progress)
+    parts = [arrays]
+    summary.scenes, summary.scene_faces = info["scenes"], info["scene_faces"]
+    summary.box_style = style = BoxStyle(**info["box_style"])
+
     synth_dir = Path(config.synth_dir)
     if config.synth_faces and synth_dir.is_dir():
-        rows = synth_faces(synth_dir, Path(config.data_dir) / "utkface" / "images", config.synth_faces, rng)
-        synth_crops(crops, rows, synth_dir, Path(config.data_dir) / "utkface" / "images",
-                    detector.with_config(DetectorConfig(min_face_size=40)), rng, summary, progress)
+        def synth_part(crops, rng):
+            part = BuildSummary()
+            rows = synth_faces(synth_dir, data_dir / "utkface" / "images", config.synth_faces, rng)
+            synth_crops(crops, rows, synth_dir, data_dir / "utkface" / "images", close_up, rng, part, progress)
+            return {"synth_faces": part.synth_faces, "synth_skipped": part.synth_skipped}
+
+        arrays, info = _part(config, "synth", {"synth": str(synth_dir.resolve()), "synth_faces": config.synth_faces}, synth_part, progress)
+        parts.append(arrays)
+        summary.synth_faces, summary.synth_skipped = info["synth_faces"], info["synth_skipped"]
     else:
         log.warning("no synthetic faces used (synth folder %s missing or synth_faces 0)", synth_dir)
-    arrays = {net: crop_set.arrays() for net, crop_set in crops.items()}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for net, data in arrays.items():
+
+    if config.scene_variants:
+        def dressed_part(crops, rng):
+            counter: dict[str, int] = {}
+            samples = dressed_scenes(scenes, detector, config.scene_variants, rng, [style.apply(s.boxes) for s in scenes])
+            _in_context(crops, samples, counter, config.scene_variants * len(scenes), "dressed scenes", rng, progress)
+            return counter
+
+        arrays, info = _part(config, "dressed_scenes", {"scenes": config.scenes, "variants": config.scene_variants,
+                                                         "box_style": vars(style)}, dressed_part, progress)
+        parts.append(arrays)
+        summary.in_context["dressed_scenes"] = info
+    if config.web_photos >= 0:
+        for name, folder, make in (("web_bare", "without_mask", dressed_web), ("web_masked", "with_mask", pseudo_labelled_web)):
+            photos = web_photos(data_dir, folder)
+            photos = photos[: config.web_photos] if config.web_photos else photos
+
+            def web_part(crops, rng, photos=photos, make=make, name=name):
+                counter: dict[str, int] = {"photos": len(photos)}
+                _in_context(crops, make(photos, close_up, rng), counter, len(photos), name, rng, progress)
+                return counter
+
+            arrays, info = _part(config, name, {"web_photos": config.web_photos}, web_part, progress)
+            parts.append(arrays)
+            summary.in_context[name] = info
+
+    merged = merge(parts, tuple(config.nets))
+    teachers = load_nets(tuple(config.nets))
+    for net, data in merged.items():
+        data["teacher"] = teacher_scores(teachers[net], net, data["images"])
         labels = data["labels"]
         summary.counts[net] = {"pos": int((labels == LABEL_POS).sum()), "part": int((labels == LABEL_PART).sum()),
-                               "neg": int((labels == LABEL_NEG).sum()), "landmarks": int(data["has_landmarks"].sum())}
+                               "neg": int((labels == LABEL_NEG).sum()), "landmarks": int(data["has_landmarks"].sum()),
+                               "bare": int(data["bare"].sum())}
         with atomic_open(cached[net], "wb") as handle:
             np.savez(handle, **data)
     info = {k: v for k, v in vars(summary).items() if k != "box_style"} | {"box_style": vars(summary.box_style), "settings": settings}
     with atomic_open(summary_path, "w", encoding="utf-8") as handle:
         json.dump(info, handle, indent=2)
     log.info("crops: %s", summary.counts)
-    return arrays, summary
-
+    return merged, summary

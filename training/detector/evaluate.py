@@ -140,8 +140,11 @@ def score_scenes(name: str, detect: Detect, scenes: Sequence[Scene], progress: b
     return report
 
 
-def mtcnn_detect(detector: MTCNN) -> Detect:
-    return lambda image: np.array([d.box for d in detector.detect(image)], dtype=np.float32).reshape(-1, 4)
+def mtcnn_detect(detector: MTCNN, photo: bool = False) -> Detect:
+    """`detect` as boxes; photo=True searches as the batch path does (`MTCNN.detect_photo`: the
+    minimum face follows the photo's size), else with the fixed minimum face as live video does."""
+    run = detector.detect_photo if photo else detector.detect
+    return lambda image: np.array([d.box for d in run(image)], dtype=np.float32).reshape(-1, 4)
 
 
 # ---------------------------------------------------------------------------------- report
@@ -184,9 +187,10 @@ def csv_rows(reports: Sequence[DetectorReport]) -> list[dict[str, object]]:
     return rows
 
 
-def write_reports(reports: Sequence[DetectorReport], out: Path, title: str, extra: str = "") -> list[Path]:
-    """out.md (or out.csv): write both the markdown table (then `extra` markdown) and the CSV beside
-    each other, atomically."""
+def write_reports(reports: Sequence[DetectorReport], out: Path, title: str, extra: str = "",
+                  extra_rows: Sequence[dict[str, object]] = ()) -> list[Path]:
+    """out.md (or out.csv): write both the markdown table (then `extra` markdown) and the CSV (then
+    `extra_rows`, in the same columns) beside each other, atomically."""
     out = Path(out)
     md, table = out.with_suffix(".md"), out.with_suffix(".csv")
     md.parent.mkdir(parents=True, exist_ok=True)
@@ -201,6 +205,7 @@ def write_reports(reports: Sequence[DetectorReport], out: Path, title: str, extr
                                 lineterminator="\n")
         writer.writeheader()
         writer.writerows(csv_rows(reports))
+        writer.writerows(extra_rows)
     return [md, table]
 
 
@@ -209,20 +214,47 @@ def write_reports(reports: Sequence[DetectorReport], out: Path, title: str, extr
 
 @dataclass(frozen=True)
 class EvalSetting:
+    """One detector at one setting. min_face_fraction > 0: searched as the batch path searches a
+    photo (`MTCNN.detect_photo`: min_face, plus smaller faces down to `photo_min_face`); 0: with the
+    fixed min_face, as live video."""
+
     detector_dir: Path
     min_face: int
     thresholds: tuple[float, float, float]
+    min_face_fraction: float = 0.0
+    min_face_floor: int = DetectorConfig.min_face_floor
 
     def name(self, label: str) -> str:
         t = "/".join(f"{v:g}" for v in self.thresholds)
+        if self.min_face_fraction > 0:
+            return f"{label} (min {self.min_face}, photo {self.min_face_fraction:g}×short side ≥ {self.min_face_floor}, {t})"
         return f"{label} (min {self.min_face}, {t})"
+
+    def config(self) -> DetectorConfig:
+        return DetectorConfig(min_face_size=self.min_face, thresholds=self.thresholds,
+                              min_face_fraction=self.min_face_fraction, min_face_floor=self.min_face_floor)
+
+    @property
+    def per_photo(self) -> bool:
+        return self.min_face_fraction > 0
+
+
+def eval_settings(detector_dirs: Sequence[Path], min_faces: Sequence[int],
+                  thresholds: Sequence[tuple[float, float, float]], min_face_fractions: Sequence[float] = (0.0,),
+                  min_face_floor: int = DetectorConfig.min_face_floor) -> list[list[EvalSetting]]:
+    """Per detector folder, every min face × fraction (0: fixed) × thresholds, in report order."""
+    return [[EvalSetting(Path(d), int(m), tuple(float(v) for v in t), float(f), int(min_face_floor))
+             for m in min_faces for f in min_face_fractions for t in thresholds] for d in detector_dirs]
 
 
 def evaluate_detectors(data_dir: Path, detector_dirs: Sequence[Path], split: str = "heldout",
                        min_faces: Sequence[int] = (DetectorConfig.min_face_size,),
                        thresholds: Sequence[tuple[float, float, float]] = (DetectorConfig.thresholds,),
-                       labels: Sequence[str] | None = None, progress: bool = True) -> list[DetectorReport]:
-    """Every detector folder × minimum face size × thresholds, on the same decoded photos."""
+                       labels: Sequence[str] | None = None, progress: bool = True,
+                       min_face_fractions: Sequence[float] = (0.0,),
+                       min_face_floor: int = DetectorConfig.min_face_floor) -> list[DetectorReport]:
+    """Every detector folder × minimum face size × per-photo fraction (0: fixed) × thresholds, on
+    the same decoded photos."""
     bases = [MTCNN(directory) for directory in detector_dirs]  # a broken detector fails before any work
     scenes = load_scenes(boxes_table(data_dir), split)
     faces = sum(len(s.states) for s in scenes)
@@ -235,18 +267,17 @@ def evaluate_detectors(data_dir: Path, detector_dirs: Sequence[Path], split: str
             log.warning("%s: %s (skipped)", scene.path, exc)
     ready = [s for s in scenes if s.path in images]
     labels = list(labels) if labels else [Path(d).name if Path(d).name != "mtcnn" else str(d) for d in detector_dirs]
+    grid = eval_settings(detector_dirs, min_faces, thresholds, min_face_fractions, min_face_floor)
     reports = []
-    for label, directory, base in zip(labels, detector_dirs, bases, strict=True):
-        for min_face in min_faces:
-            for t in thresholds:
-                setting = EvalSetting(Path(directory), int(min_face), tuple(float(v) for v in t))
-                detector = base.with_config(DetectorConfig(min_face_size=setting.min_face, thresholds=setting.thresholds))
-                report = score_scenes(setting.name(label), mtcnn_detect(detector), ready, progress, images)
-                report.unreadable = len(scenes) - len(ready)
-                log.info("%s: masked %s, wrongly worn %s, bare %s (>=%d px); unmatched %d", report.name,
-                         _pct(*report.criterion("with_mask")), _pct(*report.criterion("mask_weared_incorrect")),
-                         _pct(*report.criterion("without_mask")), CRITERION_MIN_PX, report.unmatched)
-                reports.append(report)
+    for label, settings, base in zip(labels, grid, bases, strict=True):
+        for setting in settings:
+            detector = base.with_config(setting.config())
+            report = score_scenes(setting.name(label), mtcnn_detect(detector, setting.per_photo), ready, progress, images)
+            report.unreadable = len(scenes) - len(ready)
+            log.info("%s: masked %s, wrongly worn %s, bare %s (>=%d px); unmatched %d", report.name,
+                     _pct(*report.criterion("with_mask")), _pct(*report.criterion("mask_weared_incorrect")),
+                     _pct(*report.criterion("without_mask")), CRITERION_MIN_PX, report.unmatched)
+            reports.append(report)
     return reports
 
 

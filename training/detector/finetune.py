@@ -51,6 +51,7 @@ from training.detector.crops import (
     BuildSummary,
     build_crops,
 )
+from training.detector.distill import distill_loss, load_nets, net_outputs as _forward
 from training.detector.scenes import UTK_HOLDOUT
 from training.logfile import log_to_file
 
@@ -62,29 +63,11 @@ LOSS_WEIGHTS = {"pnet": (1.0, 0.5, 0.0), "rnet": (1.0, 0.5, 0.0), "onet": (1.0, 
 _SOFTMAX = {"pnet": "softmax4_1", "rnet": "softmax5_1", "onet": "softmax6_1"}
 
 
-def load_nets(names: tuple[str, ...]) -> dict[str, nn.Module]:
-    from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
-
-    classes = {"pnet": PNet, "rnet": RNet, "onet": ONet}
-    return {name: classes[name](pretrained=True) for name in names}
-
-
 def _logits_mode(name: str, net: nn.Module, on: bool) -> None:
     setattr(net, _SOFTMAX[name], nn.Identity() if on else nn.Softmax(dim=1))
 
 
-def _forward(name: str, net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """(box regression (N, 4), landmarks (N, 10) or None, face logits (N, 2))."""
-    out = net(x)
-    if name == "onet":
-        return out[0], out[1], out[2]
-    reg, logits = out
-    if name == "pnet":
-        reg, logits = reg[:, :, 0, 0], logits[:, :, 0, 0]
-    return reg, None, logits
-
-
-def losses(name: str, net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+def losses(name: str, net: nn.Module, batch: dict[str, torch.Tensor], distill: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     reg, marks, logits = _forward(name, net, batch["images"].float())
     labels = batch["labels"]
     w_cls, w_box, w_mark = LOSS_WEIGHTS[name]
@@ -99,6 +82,10 @@ def losses(name: str, net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[t
         mark = ((marks[marked] - batch["landmarks"][marked]) ** 2).sum(1).mean() if marked.any() else marks.sum() * 0
         total = total + w_mark * mark
         stats["landmarks"] = mark.item()
+    if distill > 0 and "teacher" in batch:
+        held = distill_loss(logits, batch["teacher"], batch["bare"])
+        total = total + distill * held
+        stats["distill"] = held.item()
     with torch.no_grad():
         if scored.any():
             stats["acc"] = ((logits[scored].argmax(1) == 1) == (labels[scored] == LABEL_POS)).float().mean().item()
@@ -125,12 +112,20 @@ def augment(batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[
     return {**batch, "images": images, "boxes": boxes, "landmarks": marks}
 
 
-def epoch_indices(labels: np.ndarray, rng: np.random.Generator, neg_ratio: float = 3.0) -> np.ndarray:
+def epoch_indices(labels: np.ndarray, rng: np.random.Generator, neg_ratio: float = 3.0,
+                  mined: np.ndarray | None = None, mined_share: float = 0.5) -> np.ndarray:
     """Every positive once, as many parts, `neg_ratio` negatives per positive (3: the paper's
-    mix), shuffled."""
-    pos, part, neg = (np.nonzero(labels == v)[0] for v in (LABEL_POS, LABEL_PART, LABEL_NEG))
-    chosen = [pos, rng.permutation(part)[: len(pos)], rng.permutation(neg)[: int(neg_ratio * len(pos))]]
-    return rng.permutation(np.concatenate(chosen))
+    mix), shuffled. With `mined` (a flag per crop), up to `mined_share` of the negatives are
+    mined ones: few next to the rest, they would hardly be drawn otherwise."""
+    pos, part = (np.nonzero(labels == v)[0] for v in (LABEL_POS, LABEL_PART))
+    n_neg = int(neg_ratio * len(pos))
+    is_neg = labels == LABEL_NEG
+    if mined is None or not (mined & is_neg).any():
+        negs = rng.permutation(np.nonzero(is_neg)[0])[:n_neg]
+    else:
+        hard = rng.permutation(np.nonzero(is_neg & mined)[0])[: int(mined_share * n_neg)]
+        negs = np.concatenate([hard, rng.permutation(np.nonzero(is_neg & ~mined)[0])[: n_neg - len(hard)]])
+    return rng.permutation(np.concatenate([pos, rng.permutation(part)[: len(pos)], negs]))
 
 
 @dataclass
@@ -143,8 +138,11 @@ class FinetuneSummary:
     interrupted: bool = False
 
 
-def train_net(name: str, net: nn.Module, data: dict[str, np.ndarray], config, run_dir: Path, progress: bool) -> list[dict[str, float]]:
-    """Fine-tune one net; a checkpoint after every epoch (and every 200 steps), resumable."""
+def train_net(name: str, net: nn.Module, data: dict[str, np.ndarray], config, run_dir: Path, progress: bool,
+              epochs: int | None = None) -> list[dict[str, float]]:
+    """Fine-tune one net up to epoch `epochs` (default config.epochs); a checkpoint after every
+    epoch (and every 200 steps), resumable: a checkpoint already past `epochs` is loaded as it is."""
+    epochs = epochs or config.epochs
     ckpt_path = run_dir / f"{name}.pt"
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     history: list[dict[str, float]] = []
@@ -160,20 +158,20 @@ def train_net(name: str, net: nn.Module, data: dict[str, np.ndarray], config, ru
     tensors = {k: torch.from_numpy(v) for k, v in data.items()}
     _logits_mode(name, net, True)
     net.train()
-    for epoch in range(start, config.epochs):
+    for epoch in range(start, epochs):
         rng = np.random.default_rng([config.seed, epoch, list(SIZES).index(name)])
-        order = epoch_indices(data["labels"], rng, config.neg_ratio)
+        order = epoch_indices(data["labels"], rng, config.neg_ratio, data.get("mined"), config.mined_share)
         generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
         steps = len(order) // config.batch_size
         if config.steps:
             steps = min(steps, config.steps)
         sums: dict[str, float] = {}
-        bar = tqdm(range(step_in_epoch, steps), desc=f"{name} epoch {epoch + 1}/{config.epochs}", unit="step",
+        bar = tqdm(range(step_in_epoch, steps), desc=f"{name} epoch {epoch + 1}/{epochs}", unit="step",
                    disable=not progress, initial=step_in_epoch, total=steps)
         for step in bar:
             idx = torch.from_numpy(order[step * config.batch_size:(step + 1) * config.batch_size])
             batch = augment({k: v[idx] for k, v in tensors.items()}, generator)
-            loss, stats = losses(name, net, batch)
+            loss, stats = losses(name, net, batch, config.distill)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -215,8 +213,11 @@ Fine-tuned by `mask-train finetune-detector` (training/detector/finetune.py) fro
 pretrained MTCNN weights (MIT licence, Tim Esler). Nets fine-tuned: {", ".join(config.nets)}; the others are stock.
 
 ## The run
-- run folder: `{config.run_dir}`; epochs {config.epochs}, batch {config.batch_size}, Adam lr {config.lr:g},
-  {config.neg_ratio:g} negatives per positive, seed {config.seed}
+- run folder: `{config.run_dir}`; epochs {config.epochs} (+ {config.mine_epochs} with the first round's own false
+  positives mined on the training scenes, {config.mined_share:g} of the negatives), batch {config.batch_size}, Adam lr {config.lr:g},
+  {config.neg_ratio:g} negatives per positive, distillation towards stock on bare-face crops (weight {config.distill:g}), seed {config.seed}
+- in context (synthetic masks drawn on real photos' bare faces; mask_web letterboxed into 640×480, training part only):
+  {json.dumps(build.in_context if build else {})}
 - face_mask_853, training part only ({build.scenes if build else 0} scenes, {build.scene_faces if build else 0} faces; the held-out part of
   `training/detector/evaluate.py` was not used); boxes mapped to MTCNN's style: centre {style.dx:+.3f}·w, {style.dy:+.3f}·h,
   size ×{style.sw:.3f} w, ×{style.sh:.3f} h ({style.pairs} matched pairs)
@@ -236,9 +237,49 @@ The stock export's description follows; inputs, outputs and normalisation are un
 """ + origin_text().replace("Nothing here was trained by this project.\n", "")
 
 
-def finetune_detector(config, progress: bool = True) -> FinetuneSummary:
-    """Build the crops, fine-tune each net in config.nets, export all three to config.out."""
+def _export(nets: dict[str, nn.Module], out: Path, config, summary: FinetuneSummary, run_name: str) -> None:
     from training.detector.export import export_detector
+
+    export_detector(out, nets, source=f"fine-tuned by mask-train finetune-detector ({run_name}) from facenet-pytorch "
+                                      "MTCNN weights (MIT licence, Tim Esler)", origin=origin_markdown(config, summary))
+
+
+def mined_crops(config, round_dir: Path, progress: bool) -> dict[str, dict[str, np.ndarray]]:
+    """The first round's own false positives on the training scenes, as negatives (cached in the run folder)."""
+    from training.detector.crop_cache import load_part, save_part
+    from training.detector.crops import BoxStyle
+    from training.detector.mining import mine_negatives
+    from training.detector.reference import reference_detector
+    from training.detector.scenes import boxes_table, load_scenes
+
+    settings = {"round": str(round_dir.resolve()), "epochs": config.epochs, "seed": config.seed, "scenes": config.scenes}
+    cached = load_part(config.run_dir, "mined", settings)
+    if cached is not None:
+        return cached[0]
+    scenes = load_scenes(boxes_table(config.data_dir), "train")
+    scenes = scenes[: config.scenes] if config.scenes else scenes
+    info = json.loads((Path(config.run_dir) / "crops.json").read_text(encoding="utf-8"))
+    crops, found = mine_negatives(round_dir, scenes, BoxStyle(**info["box_style"]), reference_detector(config.reference),
+                                  config.nets, np.random.default_rng([config.seed, 7]), progress=progress)
+    arrays = {net: c.arrays() for net, c in crops.items()}
+    save_part(config.run_dir, "mined", settings, arrays, {"found": found})
+    return arrays
+
+
+def with_mined(data: dict[str, np.ndarray], mined: dict[str, np.ndarray], teacher: np.ndarray) -> dict[str, np.ndarray]:
+    """One net's crops with the mined negatives appended and flagged (`mined`)."""
+    out = {k: np.concatenate([v, mined[k]]) if k in mined else v for k, v in data.items()}
+    out["teacher"] = np.concatenate([data["teacher"], teacher]) if "teacher" in data else teacher
+    out["mined"] = np.concatenate([np.zeros(len(data["labels"]), bool), np.ones(len(mined["labels"]), bool)])
+    return out
+
+
+def finetune_detector(config, progress: bool = True) -> FinetuneSummary:
+    """Build the crops, fine-tune each net in config.nets, mine the first round's false
+    positives and train on with them (config.mine_epochs), export all three to config.out."""
+    from dataclasses import replace
+
+    from training.detector.distill import teacher_scores
 
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -252,15 +293,25 @@ def finetune_detector(config, progress: bool = True) -> FinetuneSummary:
         try:
             for name in config.nets:
                 summary.history[name] = train_net(name, nets[name], data[name], config, run_dir, progress)
+            if config.mine_epochs:
+                round_dir = run_dir / "round1"
+                if not (round_dir / "onet.onnx").is_file():
+                    _export(nets, round_dir, config, summary, f"{run_dir.name}, first round")
+                mined = mined_crops(config, round_dir, progress)
+                stock = load_nets(config.nets)
+                resumed = replace(config, resume=True)  # round 2 starts from round 1's checkpoints
+                for name in [n for n in config.nets if len(mined[n]["labels"])]:  # P-Net learns from none
+                    both = with_mined(data[name], mined[name], teacher_scores(stock[name], name, mined[name]["images"]))
+                    log.info("%s: %d mined negatives added", name, len(mined[name]["labels"]))
+                    summary.history[name] = train_net(name, nets[name], both, resumed, run_dir, progress,
+                                                      epochs=config.epochs + config.mine_epochs)
         except KeyboardInterrupt:
             summary.interrupted = True
             log.warning("interrupted: resume with the same command and --resume")
             return summary
         out = Path(config.out) if config.out else run_dir / "mtcnn"
-        export_detector(out, nets, source=f"fine-tuned by mask-train finetune-detector ({run_dir.name}) from facenet-pytorch "
-                                          "MTCNN weights (MIT licence, Tim Esler)", origin=origin_markdown(config, summary))
+        _export(nets, out, config, summary, run_dir.name)
         summary.export_dir = out
         summary.seconds = time.perf_counter() - started
         log.info("exported to %s after %.0f s", out, summary.seconds)
     return summary
-

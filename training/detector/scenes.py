@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,12 @@ SPLITS = ("heldout", "train", "all")
 #: synthetic-face check's (`synth_check`).
 UTK_HOLDOUT = 0.1
 _UTK_SALT = "utkface-detector-heldout-v1"
+#: Fraction of mask_web's photos (by person, see `web_group`) that a detector fine-tune never trains on:
+#: the close-up check's (`mask-train eval-detector`'s letterboxed photos).
+WEB_HOLDOUT = 0.3
+_WEB_SALT = "mask_web-detector-heldout-v1"
+#: mask_web/without_mask's flattened celebrity folders: `0_0_<name>_0014.jpg`, `1_0_<name>_0195.jpg`.
+_WEB_PERSON = re.compile(r"^\d_\d_(?P<name>[A-Za-z]+)_\d+$")
 #: face_mask_853's label names, in core's Mask order (wear, incorrect, not_wear).
 STATE_NAMES = {Mask.WEAR: "with_mask", Mask.INCORRECT: "mask_weared_incorrect", Mask.NOT_WEAR: "without_mask"}
 
@@ -58,6 +65,19 @@ def is_heldout(group: str) -> bool:
 
 def utk_heldout(name: str) -> bool:
     return _hash_fraction(_UTK_SALT, name) < UTK_HOLDOUT
+
+
+def web_group(path: Path | str) -> str:
+    """The person a mask_web photo shows, as far as its name tells: files of one celebrity name
+    (`1_0_anhu_0195.jpg`) are one person; any other file is its own."""
+    path = Path(path)
+    found = _WEB_PERSON.match(path.stem)
+    return f"{path.parent.name}/{found['name']}" if found else f"{path.parent.name}/{path.stem}"
+
+
+def web_heldout(path: Path | str) -> bool:
+    """Whether a mask_web photo belongs to the close-up check (never to a detector fine-tune)."""
+    return _hash_fraction(_WEB_SALT, web_group(path)) < WEB_HOLDOUT
 
 
 def load_scenes(table: Path, split: str = "all") -> list[Scene]:

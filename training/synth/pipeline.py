@@ -40,7 +40,7 @@ from training.synth.styles import STYLES, sample_style
 log = logging.getLogger(__name__)
 
 #: Bump when the rendering changes, so a resumed run never mixes old and new pictures.
-SYNTH_VERSION = 1
+SYNTH_VERSION = 2  # 2: four more styles (black masks, bold prints)
 MANIFEST_NAME = "manifest.csv"
 SETTINGS_NAME = "synth.json"
 IMAGES_DIR = "images"

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 #: Every style, in the order the contact sheet shows them.
-STYLES: tuple[str, ...] = ("surgical_blue", "surgical_white", "kf94_white", "kf94_grey", "cloth_dark", "cloth_pattern")
+STYLES: tuple[str, ...] = ("surgical_blue", "surgical_white", "kf94_white", "kf94_grey", "cloth_dark", "cloth_pattern",
+                           "surgical_black", "kf94_black", "cloth_black", "cloth_print")
+#: The dark and black masks stock MTCNN misses most often on large frontal faces (issue 17).
+DARK_STYLES: tuple[str, ...] = ("surgical_black", "kf94_black", "cloth_black", "cloth_dark")
 
 BGR = tuple[float, float, float]
 
@@ -34,10 +37,10 @@ class MaskStyle:
     roundness: float  # how square the bottom closes (geometry.superellipse power)
     grain: float  # fabric noise, relative std of brightness
     pleats: tuple[float, ...] = ()  # v of each pleat (surgical)
-    pattern: str = "plain"  # "plain", "stripes" or "dots" (cloth)
+    pattern: str = "plain"  # "plain", "stripes", "dots", "checks" or "camo" (cloth)
     pattern_color: BGR = (0.0, 0.0, 0.0)
     pattern_period: float = 0.0  # fraction of the mask's width
-    pattern_angle: float = 0.0  # radians; stripes only
+    pattern_angle: float = 0.0  # radians; stripes and checks (camo: the phase of its blobs)
 
     def top_edge(self, u: np.ndarray) -> np.ndarray:
         """v of the top edge across the mask: highest over the nose, dropping towards the sides."""
@@ -79,6 +82,7 @@ _WHITES = (_rgb(240, 240, 236), _rgb(232, 236, 238), _rgb(244, 242, 236))
 _CLOTH_DARK = (_rgb(28, 28, 30), _rgb(32, 40, 72), _rgb(22, 28, 52), _rgb(72, 72, 76))
 _CLOTH_BASES = (_rgb(120, 30, 40), _rgb(35, 45, 90), _rgb(210, 195, 170), _rgb(85, 95, 60), _rgb(30, 30, 30),
                 _rgb(190, 190, 195), _rgb(190, 80, 60), _rgb(60, 110, 150))
+_BLACKS = (_rgb(14, 14, 16), _rgb(22, 22, 24), _rgb(30, 30, 34), _rgb(18, 20, 28))
 _PATTERN_INKS = (_rgb(236, 234, 228), _rgb(25, 25, 25), _rgb(220, 180, 60), _rgb(200, 60, 60), _rgb(90, 150, 200))
 
 
@@ -100,6 +104,26 @@ def sample_style(name: str, rng: np.random.Generator) -> MaskStyle:
     if name == "cloth_dark":
         color = _jitter(_pick(_CLOTH_DARK, rng), rng, 6)
         return MaskStyle(name, "cloth", color, loop_color=color, loop_width=0.028, roundness=2.3, grain=0.06)
+    if name == "surgical_black":
+        color = _jitter(_pick(_BLACKS, rng), rng, 4)
+        first = rng.uniform(0.26, 0.32)
+        gap = rng.uniform(0.17, 0.21)
+        return MaskStyle(name, "surgical", color, loop_color=color, loop_width=0.012, roundness=3.0, grain=0.03,
+                         pleats=(first, first + gap, first + 2 * gap))
+    if name == "kf94_black":
+        color = _jitter(_pick(_BLACKS, rng), rng, 4)
+        return MaskStyle(name, "kf94", color, loop_color=color, loop_width=0.016, roundness=2.0, grain=0.02)
+    if name == "cloth_black":
+        color = _jitter(_pick(_BLACKS, rng), rng, 5)
+        return MaskStyle(name, "cloth", color, loop_color=color, loop_width=0.028, roundness=2.3, grain=0.07)
+    if name == "cloth_print":  # bold prints: gingham checks or camouflage blobs, often with a dark ground
+        base = _jitter(_pick(_CLOTH_BASES + _CLOTH_DARK, rng), rng, 10)
+        inks = [ink for ink in _PATTERN_INKS if abs(_luma(ink) - _luma(base)) > 60] or [_PATTERN_INKS[0]]
+        ink = _jitter(_pick(inks, rng), rng, 8)
+        pattern = "checks" if rng.random() < 0.5 else "camo"
+        return MaskStyle(name, "cloth", base, loop_color=base, loop_width=0.028, roundness=2.3, grain=0.05,
+                         pattern=pattern, pattern_color=ink, pattern_period=float(rng.uniform(0.12, 0.22)),
+                         pattern_angle=float(rng.uniform(0.0, 2.0 * np.pi)))
     if name == "cloth_pattern":
         base = _jitter(_pick(_CLOTH_BASES, rng), rng, 10)
         inks = [ink for ink in _PATTERN_INKS if abs(_luma(ink) - _luma(base)) > 60] or [_PATTERN_INKS[0]]
@@ -177,6 +201,16 @@ def _pattern(style: MaskStyle, x_px: np.ndarray, y_px: np.ndarray, width_px: flo
         along = x_px * np.sin(style.pattern_angle) + y_px * np.cos(style.pattern_angle)
         phase = np.abs(np.mod(along / period, 1.0) - 0.5) * period  # px from a stripe's centre
         return _step(0.25 * period - phase)
+    if style.pattern == "checks":  # gingham: two crossed stripe sets, half ink where they cross
+        c, sn = np.cos(style.pattern_angle % (np.pi / 2)), np.sin(style.pattern_angle % (np.pi / 2))
+        a, b = x_px * c + y_px * sn, -x_px * sn + y_px * c
+        band = lambda t: _step(0.25 * period - np.abs(np.mod(t / period, 1.0) - 0.5) * period)  # noqa: E731
+        return np.clip(0.55 * band(a) + 0.55 * band(b), 0.0, 1.0)
+    if style.pattern == "camo":  # blobs: a few crossed waves of the period's size, thresholded
+        phase = style.pattern_angle
+        field = (np.sin(x_px / period * 2.1 + phase) + np.sin(y_px / period * 1.7 - 2 * phase)
+                 + np.sin((x_px + y_px) / period * 1.3 + 3 * phase) + np.sin((x_px - 0.6 * y_px) / period * 2.6 - phase))
+        return _step(field * period / 4.0 - 0.3 * period / 4.0)
     # dots on a staggered grid
     row = np.floor(y_px / period)
     dx = np.mod(x_px + 0.5 * period * np.mod(row, 2.0), period) - 0.5 * period
