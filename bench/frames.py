@@ -142,9 +142,10 @@ def _scene(name: str) -> np.ndarray:
     return image
 
 
-def _window(scene: np.ndarray, cx: float, cy: float, win_w: float, size: tuple[int, int]) -> np.ndarray:
+def window_view(scene: np.ndarray, cx: float, cy: float, win_w: float, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """The part of `scene` seen through a window `win_w` scene pixels wide (aspect of `size`),
-    centred at (cx, cy) but kept inside the picture, resized to `size`."""
+    centred at (cx, cy) but kept inside the picture, resized to `size`; with the (scale, x0, y0)
+    that maps scene px to frame px."""
     width, height = size
     h, w = scene.shape[:2]
     win_w = min(win_w, w, h * width / height)
@@ -153,7 +154,12 @@ def _window(scene: np.ndarray, cx: float, cy: float, win_w: float, size: tuple[i
     y0 = float(np.clip(cy - win_h / 2, 0, h - win_h))
     k = width / win_w
     matrix = np.array([[k, 0, -x0 * k], [0, k, -y0 * k]])
-    return cv2.warpAffine(scene, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    frame = cv2.warpAffine(scene, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return frame, np.array([k, x0, y0])
+
+
+def _window(scene: np.ndarray, cx: float, cy: float, win_w: float, size: tuple[int, int]) -> np.ndarray:
+    return window_view(scene, cx, cy, win_w, size)[0]
 
 
 def zoom_clip(frames: int = 90, size: tuple[int, int] = (640, 480), scene: str = ZOOM_SCENE,

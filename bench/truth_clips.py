@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench.frames import DATA, _paste, _smoothstep, _sprite, empty_scene
+from bench.frames import DATA, _paste, _smoothstep, _sprite, empty_scene, window_view
 from training.detector.scenes import boxes_table, load_scenes, web_heldout
 
 SIZE = (640, 480)
@@ -126,18 +126,9 @@ def _check_heldout(name: str) -> None:
 
 
 def _view(scene: np.ndarray, cx: float, cy: float, win_w: float) -> tuple[np.ndarray, np.ndarray]:
-    """The scene through a window `win_w` scene px wide centred at (cx, cy), kept inside the
-    picture (bench/frames.py's _window), and the (scale, x0, y0) that maps scene px to frame px."""
-    width, height = SIZE
-    h, w = scene.shape[:2]
-    win_w = min(win_w, w, h * width / height)
-    win_h = win_w * height / width
-    x0 = float(np.clip(cx - win_w / 2, 0, w - win_w))
-    y0 = float(np.clip(cy - win_h / 2, 0, h - win_h))
-    k = width / win_w
-    matrix = np.array([[k, 0, -x0 * k], [0, k, -y0 * k]])
-    frame = cv2.warpAffine(scene, matrix, SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    return frame, np.array([k, x0, y0])
+    """The scene through a window `win_w` scene px wide centred at (cx, cy) (bench/frames.py's
+    window_view at this module's frame size), and the (scale, x0, y0) mapping scene px to frame px."""
+    return window_view(scene, cx, cy, win_w, SIZE)
 
 
 def _scene_truths(name: str, transform: np.ndarray) -> list[Truth]:
