@@ -220,7 +220,9 @@ class CoreModel:
     def __init__(self, path: Path, box_source: str = "label") -> None:
         self.classifier = Classifier(path)
         self.box_source = box_source
-        self.name = path.name if box_source == "label" else f"{path.name} (MTCNN boxes)"
+        # The version tells two files called classifier.onnx apart in the table's header.
+        name = f"{path.name} ({self.classifier.metadata.model_version})"
+        self.name = name if box_source == "label" else f"{name} (MTCNN boxes)"
 
     def predict(self, photo: Photo) -> list[tuple[str | None, str | None, str | None]]:
         boxes: list[Sequence[float]] = list(photo.boxes)

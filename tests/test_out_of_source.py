@@ -14,6 +14,8 @@ from bench.out_of_source import (
     DEFAULT_DATA, DEFAULT_LABELS, DLIB_PADDING, DLIB_TEMPLATE, LabelledFace, Verdicts, accuracy, aligned_chip,
     dlib_age_group, dlib_gender, f1, macro_f1, main, rate, recall, score, similarity_transform,
 )
+from core.classifier import Classifier
+from core.config import default_classifier_path
 
 
 def test_accuracy_and_recall_count_no_answer_as_wrong() -> None:
@@ -136,7 +138,8 @@ def test_runs_end_to_end_on_the_first_rows(tmp_path: Path, capsys: pytest.Captur
     bare = sum(r["mask"] == "not_wear" for r in rows)
     report = out.read_text()
     assert report == capsys.readouterr().out
-    assert "| figure | classifier.onnx |" in report
+    version = Classifier(default_classifier_path()).metadata.model_version  # models are told apart by version
+    assert f"| figure | classifier.onnx ({version}) |" in report
     lines = {line.split(" | ")[0].lstrip("| "): line for line in report.splitlines() if line.startswith("| ")}
     assert lines["gender accuracy, all"].endswith(f"({gendered}) |")
     assert lines["bare face called masked or wrongly worn, bare"].endswith(f"({bare}) |")

@@ -204,7 +204,7 @@ def test_command_line_with_contact_sheet(chips: Path, tmp_path: Path) -> None:
     assert code == 0
     assert len(_manifest(tmp_path / "out")) == 2
     image = cv2.imread(str(sheet))
-    assert image.shape == (18 + 96 * len(STYLES), 104 + 96 * 4, 3)
+    assert image.shape == (18 + 96 * len(STYLES), 104 + 96 * len(Placement), 3)  # a column per placement
     assert main(["synth", str(chips)]) == 2  # neither --out nor --contact-sheet
 
 
@@ -217,3 +217,40 @@ def test_source_folder_of_utkface_names(shared_data: Path, tmp_path: Path) -> No
     faces = read_source(tmp_path)
     assert [f.person_id for f in faces] == [c.name for c in chips]
     assert all(f.gender == 1 and f.age == float(f.person_id.split("_")[0]) for f in faces)
+
+
+def test_under_nose_leaves_the_tip_and_covers_below_it(chips: Path, labels, detector) -> None:
+    """The commonest real wrongly worn mask: the nose tip stays bare and untouched, the mouth is
+    covered, and the top edge sits higher than a nose-out mask's (the point a third of the way
+    from the nose tip to the mouth is under it)."""
+    for index, person in enumerate(labels):
+        padded, found = detect_face(detector, load_image(Path(labels[person]["path"])).image, 0.35)
+        lm = found.landmarks
+        nose, mouth = lm[2], (lm[3] + lm[4]) / 2
+        below_tip = nose + 0.35 * (mouth - nose)
+        at = lambda arr, p: arr[int(round(p[1])), int(round(p[0]))]  # noqa: E731
+        rng = np.random.default_rng([index, Placement.UNDER_NOSE.code])
+        out = render(padded, lm, found.box, "surgical_blue", Placement.UNDER_NOSE, rng)
+        assert out.placement.mask_label == Placement.NOSE_OUT.mask_label
+        assert at(out.alpha, nose) < 1e-3 and np.array_equal(at(out.image, nose), at(padded, nose)), person
+        assert min(at(out.alpha, p) for p in lm[3:]) > 0.95, person
+        assert at(out.alpha, below_tip) > 0.8, (person, at(out.alpha, below_tip))
+
+
+def test_under_nose_share_replaces_wrong_placements_only_when_asked(chips: Path, detector, tmp_path: Path) -> None:
+    from training.synth.pipeline import plan_face
+
+    plans = [plan_face(i, 3, 5)[0] for i in range(60)]
+    assert plans == [plan_face(i, 3, 5, under_nose=0.0)[0] for i in range(60)]
+    assert all(p[1] is Placement.UNDER_NOSE for p in (plan_face(i, 3, 5, under_nose=1.0)[0] for i in range(60)))
+    half = [plan_face(i, 3, 5, under_nose=0.5)[0][1] for i in range(60)]
+    assert 15 < sum(p is Placement.UNDER_NOSE for p in half) < 45
+    # the other faces keep the placement they had without the option
+    assert all(p is Placement.UNDER_NOSE or p is q[1] for p, q in zip(half, plans))
+
+    synthesize(chips, tmp_path / "a", per_face=3, seed=5, detector=detector, under_nose=1.0, progress=False)
+    rows = _manifest(tmp_path / "a")
+    wrong = [r for r in rows if r["placement"] not in ("correct", "none")]
+    assert len(wrong) == N_CHIPS and {r["placement"] for r in wrong} == {"under_nose"} and {r["mask"] for r in wrong} == {"1"}
+    with pytest.raises(SynthError, match="other settings"):  # an old folder is never mixed with the new placement
+        synthesize(chips, tmp_path / "a", per_face=3, seed=5, detector=detector, progress=False)

@@ -116,7 +116,7 @@ def _run_synth(config, args) -> int:
     summary = None
     if config.out is not None:
         summary = synthesize(faces, config.out, per_face=config.per_face, seed=config.seed, limit=config.limit,
-                             workers=config.worker_threads, detector=detector)
+                             workers=config.worker_threads, detector=detector, under_nose=config.under_nose)
     if config.contact_sheet is not None and not (summary and summary.interrupted):
         write_contact_sheet(faces, config.contact_sheet, seed=config.seed, limit=config.limit, detector=detector)
     return _status(bool(summary and summary.interrupted))

@@ -121,6 +121,8 @@ class SynthConfig:
                            metavar="SOURCE", positional=True)
     out: Path | None = setting(None, "output folder", metavar="DIR")
     per_face: int = setting(1, "1: one outcome per face, balanced; 3: all three", choices=(1, 3))
+    under_nose: float = setting(0.0, "share of the wrongly worn masks drawn with the top edge just under the nose tip "
+                                     "(the commonest real case) instead of nose-out or chin-out", metavar="SHARE")
     limit: int | None = setting(None, "first N faces only", metavar="N")
     seed: int = setting(0, "random seed")
     worker_threads: int = setting(1, "threads", flags=("--worker-threads", "--workers"), metavar="N")
@@ -136,3 +138,5 @@ class SynthConfig:
             raise ConfigError("per_face must be 1 or 3")
         if self.worker_threads < 1:
             raise ConfigError("worker_threads must be at least 1")
+        if not 0.0 <= self.under_nose <= 1.0:
+            raise ConfigError("under_nose must be within [0, 1]")

@@ -27,12 +27,18 @@ CHIN_BELOW_MOUTH = 0.55
 
 
 class Placement(str, Enum):
-    """How the mask sits; NOSE_OUT and CHIN_OUT are the two wrong ways of wearing one."""
+    """How the mask sits; NOSE_OUT, CHIN_OUT and UNDER_NOSE are wrong ways of wearing one.
+
+    UNDER_NOSE is the commonest real one (issue 16): the top edge just under the nose tip, the
+    nostrils half covered, rather than NOSE_OUT's top near the upper lip. Last in the list, so
+    the codes (and the generators they seed) of the others do not change.
+    """
 
     CORRECT = "correct"
     NOSE_OUT = "nose_out"
     CHIN_OUT = "chin_out"
     NONE = "none"
+    UNDER_NOSE = "under_nose"
 
     @property
     def mask_label(self) -> Mask:
@@ -215,6 +221,7 @@ def place_mask(frame: FaceFrame, placement: Placement, rng: np.random.Generator,
     - correct: top on the nose bridge (40-55% of the way from the eye line to the nose tip),
       bottom just under the chin;
     - nose out: top between the nose tip and the upper lip, so the whole nose shows;
+    - under the nose: top just under the nose tip (the tip shows, the nostrils are half covered);
     - chin out: top below the lower lip, the mask bunched round the chin.
     `edge_margin` (px) keeps a wrong mask's top edge that far from the landmark it must leave
     bare, so edge feathering cannot touch it.
@@ -235,6 +242,10 @@ def place_mask(frame: FaceFrame, placement: Placement, rng: np.random.Generator,
         top = nose_y + rng.uniform(0.28, 0.5) * (mouth_y - nose_y)
         top = max(top, nose_y + edge_margin)
         bottom = chin_y + rng.uniform(0.15, 0.28) * d
+    elif placement is Placement.UNDER_NOSE:
+        top = nose_y + rng.uniform(0.06, 0.2) * (mouth_y - nose_y)
+        top = max(top, nose_y + edge_margin)
+        bottom = chin_y + rng.uniform(0.08, 0.2) * d
     elif placement is Placement.CHIN_OUT:
         top = mouth_y + rng.uniform(0.3, 0.55) * (chin_y - mouth_y)
         top = max(top, max(frame.mouth_left[1], frame.mouth_right[1]) + edge_margin)

@@ -134,14 +134,18 @@ def output_rng(seed: int, index: int, placement: Placement) -> np.random.Generat
     return np.random.default_rng([seed, 2, index, placement.code])
 
 
-def plan_face(index: int, per_face: int, seed: int) -> tuple[list[Placement], str, np.random.Generator]:
+def plan_face(index: int, per_face: int, seed: int, under_nose: float = 0.0) -> tuple[list[Placement], str, np.random.Generator]:
     """The placements to write for a face, its style name, and its generator (for the style's details).
 
     per_face 3: correct, one wrong placement, bare. per_face 1: one of the three outcomes, so
     that every run of 3 consecutive faces holds each once (a balanced mix whatever --limit).
+    under_nose: the share of wrong placements drawn just under the nose tip instead (from a
+    generator of its own, so with 0 every other choice is what it was before the option).
     """
     rng = face_rng(seed, index)
     wrong = Placement.NOSE_OUT if rng.random() < 0.5 else Placement.CHIN_OUT
+    if under_nose > 0 and np.random.default_rng([seed, 4, index]).random() < under_nose:  # 3 is the sheet's
+        wrong = Placement.UNDER_NOSE
     style = STYLES[int(rng.integers(len(STYLES)))]
     outcomes = [Placement.CORRECT, wrong, Placement.NONE]
     if per_face == 3:
@@ -180,6 +184,7 @@ class _Job:
     pad_fraction: float
     source_tag: str
     reusable: dict[str, dict[str, str]]
+    under_nose: float = 0.0
 
 
 def detect_face(detector: MTCNN, image: np.ndarray, pad_fraction: float) -> tuple[np.ndarray, Detection | None]:
@@ -190,7 +195,7 @@ def detect_face(detector: MTCNN, image: np.ndarray, pad_fraction: float) -> tupl
 
 
 def _process(face: SourceFace, job: _Job) -> _FaceResult:
-    placements, style_name, rng = plan_face(face.index, job.per_face, job.seed)
+    placements, style_name, rng = plan_face(face.index, job.per_face, job.seed, job.under_nose)
     names = [output_name(face, p) for p in placements]
     result = _FaceResult(face.index, "ok")
     if all(name in job.reusable for name in names):
@@ -237,8 +242,11 @@ def _process(face: SourceFace, job: _Job) -> _FaceResult:
 # ------------------------------------------------------------------------------------ the run
 
 
-def _settings(per_face: int, seed: int, pad_fraction: float, source_tag: str) -> dict[str, object]:
-    return {"version": SYNTH_VERSION, "per_face": per_face, "seed": seed, "pad_fraction": pad_fraction, "source": source_tag}
+def _settings(per_face: int, seed: int, pad_fraction: float, source_tag: str, under_nose: float = 0.0) -> dict[str, object]:
+    settings = {"version": SYNTH_VERSION, "per_face": per_face, "seed": seed, "pad_fraction": pad_fraction, "source": source_tag}
+    if under_nose > 0:  # only when used: folders written before the option stay reusable
+        settings["under_nose"] = under_nose
+    return settings
 
 
 def _reusable(out_dir: Path, settings: dict[str, object]) -> dict[str, dict[str, str]]:
@@ -265,7 +273,7 @@ def _carried_over(faces: Sequence[SourceFace], job: _Job, results: dict[int, _Fa
     for face in faces:
         if face.index in results:
             continue
-        names = [output_name(face, p) for p in plan_face(face.index, job.per_face, job.seed)[0]]
+        names = [output_name(face, p) for p in plan_face(face.index, job.per_face, job.seed, job.under_nose)[0]]
         if all(name in job.reusable for name in names):
             carried[face.index] = _FaceResult(face.index, "ok", [job.reusable[name] for name in names])
     return carried
@@ -284,7 +292,7 @@ def _write_manifest(out_dir: Path, results: dict[int, _FaceResult]) -> Path:
 def synthesize(source: str | Path | Sequence[SourceFace], out_dir: str | Path, per_face: int = 1, seed: int = 0,
                limit: int | None = None, workers: int = 1, *, detector: MTCNN | None = None,
                pad_fraction: float = PAD_FRACTION, min_face: int = MIN_FACE, source_tag: str = SOURCE_TAG,
-               progress: bool = True) -> SynthSummary:
+               under_nose: float = 0.0, progress: bool = True) -> SynthSummary:
     """Render masks on the faces of `source` (see `read_source`) into out_dir/images/ and write
     out_dir/manifest.csv (one row per image; columns COLUMNS). Ctrl-C stops early and still
     writes the manifest of what was done (summary.interrupted)."""
@@ -294,12 +302,14 @@ def synthesize(source: str | Path | Sequence[SourceFace], out_dir: str | Path, p
         raise SynthError("seed must be >= 0")
     if limit is not None and limit < 0:
         raise SynthError("limit must be >= 0")
+    if not 0.0 <= under_nose <= 1.0:
+        raise SynthError("under_nose must be within [0, 1]")
     faces = list(source) if not isinstance(source, (str, Path)) else read_source(source)
     faces = faces[:limit] if limit is not None else faces
     out_dir = Path(out_dir)
-    settings = _settings(per_face, seed, pad_fraction, source_tag)
+    settings = _settings(per_face, seed, pad_fraction, source_tag, under_nose)
     job = _Job(out_dir, detector or reference_detector(min_face=min_face), per_face, seed,
-               pad_fraction, source_tag, _reusable(out_dir, settings))
+               pad_fraction, source_tag, _reusable(out_dir, settings), under_nose)
     (out_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     with atomic_open(out_dir / SETTINGS_NAME, "w", encoding="utf-8") as handle:
         json.dump(settings, handle, indent=2)

@@ -22,8 +22,9 @@ from training.synth.styles import STYLES, sample_style
 
 log = logging.getLogger(__name__)
 
-COLUMNS: tuple[Placement, ...] = (Placement.CORRECT, Placement.NOSE_OUT, Placement.CHIN_OUT, Placement.NONE)
-_TITLES = {Placement.CORRECT: "correct", Placement.NOSE_OUT: "nose out", Placement.CHIN_OUT: "chin out", Placement.NONE: "none"}
+COLUMNS: tuple[Placement, ...] = (Placement.CORRECT, Placement.UNDER_NOSE, Placement.NOSE_OUT, Placement.CHIN_OUT, Placement.NONE)
+_TITLES = {Placement.CORRECT: "correct", Placement.UNDER_NOSE: "under nose", Placement.NOSE_OUT: "nose out",
+           Placement.CHIN_OUT: "chin out", Placement.NONE: "none"}
 _LABEL_W = 104
 _HEADER_H = 18
 _CROP_MARGIN = 0.2  # training's default crop margin (PrepareConfig.crop_margin)
