@@ -13,8 +13,9 @@ import torch
 from torch.utils.data import WeightedRandomSampler
 
 from core.labels import Gender, Mask
-from training.classifier.dataset import fair_weights, target_matrix
+from training.classifier.dataset import fair_weights, target_matrix, weigh_real_incorrect
 from training.classifier.fairness import fairness
+from training.config import ConfigError, TrainConfig
 from training.data.cache import Cache, CachedFace
 from training.data.readers import read_csv_manifest, read_utkface
 from training.data.records import ManifestRow
@@ -126,3 +127,20 @@ def test_fairness_figures_by_hand(tmp_path):
     strict = fairness(faces, probs, labels)
     assert strict.gaps == [] and len(strict.groups) == 4
     assert "| race | White | 0.6667 (3) | 0.5000 (2) |" in "\n".join(result.report_lines())
+
+
+def test_real_wrongly_worn_photos_can_be_drawn_more_often(tmp_path):
+    faces = [_face(tmp_path, i, Gender.MALE, 0, Mask.WEAR) for i in range(4)]
+    real = [CachedFace(ManifestRow(Path(f"r{i}.jpg"), f"r{i}", mask, None, None, None, "boxes:face_mask_853"), tmp_path / f"r{i}.png")
+            for i, mask in enumerate((Mask.INCORRECT, Mask.INCORRECT, Mask.WEAR))]
+    synth = [CachedFace(ManifestRow(Path("s.jpg"), "s", Mask.INCORRECT, Gender.FEMALE, 30.0, None, "synth:utkface"), tmp_path / "s.png")]
+    faces += real + synth
+    assert weigh_real_incorrect(faces, None, 1.0) is None  # plain random sampling stays plain
+    fair = fair_weights(faces)
+    assert weigh_real_incorrect(faces, fair, 1.0) is fair
+    weighted = weigh_real_incorrect(faces, fair, 5.0)
+    assert np.allclose(weighted[4:6], 5.0 * fair[4:6])  # the two real wrongly worn photos
+    assert np.allclose(weighted[6:], fair[6:]) and np.allclose(weighted[:4], fair[:4])  # a real worn mask, the synthetic one
+    assert np.allclose(weigh_real_incorrect(faces, None, 3.0), [1, 1, 1, 1, 3, 3, 1, 1])
+    with pytest.raises(ConfigError, match="real_incorrect_weight"):
+        TrainConfig(cache=tmp_path, real_incorrect_weight=0.0)

@@ -44,6 +44,7 @@ from training.classifier.dataset import (
     class_weights,
     fair_weights,
     target_matrix,
+    weigh_real_incorrect,
 )
 from training.classifier.folds import fold_configs, split_faces
 from training.classifier.history import MetricsLog, epoch_row
@@ -251,6 +252,7 @@ def _build(config: TrainConfig, cache: Cache, world: distributed.World) -> _Run:
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and device.type == "cuda")
     sample_weights = {"weighted": lambda: balanced_weights(train_labels), "fair": lambda: fair_weights(train_faces),
                       "random": lambda: None}[config.sampler]()
+    sample_weights = weigh_real_incorrect(train_faces, sample_weights, config.real_incorrect_weight)
     oos = None
     if config.checks_out_of_source:
         oos = oos_check.load_set(config.oos_labels, config.oos_data, geometry.input_size, geometry.crop_margin, progress=world.is_main)

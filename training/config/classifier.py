@@ -51,6 +51,8 @@ class TrainConfig:
     class_weights: bool = setting(False, "inverse-frequency class weights in the loss")
     sampler: str = setting("random", "weighted: balance the mask·gender·age combinations; fair: draw each (gender, race) "
                            "group of the gender-labelled faces about equally, mask-only photos keeping their share", choices=SAMPLERS)
+    real_incorrect_weight: float = setting(1.0, "draw each real (not synthetic) wrongly worn photo this many times as often "
+                                           "as the sampler would", metavar="W")
     head_weights: dict[str, float] = setting(factory=lambda: {h: 1.0 for h in HEADS}, help="loss weight per head",
                                              metavar="HEAD=W")
     age_boundary: int = setting(OLD_AGE, "start of the oldest age group (58 moves 58-59 into 60+)", metavar="YEARS")
@@ -99,6 +101,8 @@ class TrainConfig:
             raise ConfigError(f"run_folds must be 'all' or fold numbers separated by commas, not {self.run_folds!r}")
         if self.patience < 1:
             raise ConfigError("patience must be at least 1")
+        if self.real_incorrect_weight <= 0:
+            raise ConfigError("real_incorrect_weight must be > 0")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}")
         if self.select_on not in SELECT_ON:
