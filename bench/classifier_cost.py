@@ -13,7 +13,6 @@ rounds) and the ratio to the first model (the baseline: by default the shipped c
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 import time
@@ -23,29 +22,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from bench.frames import DATA  # noqa: E402
 from core.classifier import Classifier  # noqa: E402
 from core.crop import crop_face  # noqa: E402
 from core.imageio import load_image  # noqa: E402
 from core.ort import ThreadPolicy, set_thread_policy  # noqa: E402
+from training.detector.scenes import boxes_table, load_scenes  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-
-def face_boxes(data: Path, count: int) -> list[tuple[np.ndarray, tuple[float, float, float, float]]]:
+def face_boxes(data: Path, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The first `count` face boxes of at least 40 px in face_mask_853, with their photos."""
-    found: list[tuple[np.ndarray, tuple[float, float, float, float]]] = []
-    photos: dict[str, np.ndarray] = {}
-    with open(data / "face_mask_853" / "boxes.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            box = tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
-            if min(box[2] - box[0], box[3] - box[1]) < 40:
-                continue
-            path = data / "face_mask_853" / row["path"]
-            if row["path"] not in photos:
-                photos[row["path"]] = load_image(path).image
-            found.append((photos[row["path"]], box))  # type: ignore[arg-type]
-            if len(found) == count:
-                break
+    found: list[tuple[np.ndarray, np.ndarray]] = []
+    for scene in load_scenes(boxes_table(data)):
+        large = [box for box in scene.boxes if min(box[2] - box[0], box[3] - box[1]) >= 40]
+        if large:
+            image = load_image(scene.path).image
+            found += [(image, box) for box in large[: count - len(found)]]
+        if len(found) == count:
+            break
     return found
 
 
@@ -63,7 +57,7 @@ def ms_per_face(model: Classifier, crops: np.ndarray, batch: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, action="append", help="ONNX classifier (repeatable; the first is the baseline)")
-    parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder (default ../shared/data)")
+    parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder (default ../shared/data or $MASK_CHECKER_DATA)")
     parser.add_argument("--faces", type=int, default=64, help="face crops per round (default 64)")
     parser.add_argument("--rounds", type=int, default=7, help="rounds; the median is reported (default 7)")
     parser.add_argument("--batch", type=int, default=8, help="faces per call in the batched runs (default 8)")

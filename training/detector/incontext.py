@@ -122,13 +122,18 @@ def dressed_scenes(scenes: Sequence[Scene], detector: MTCNN, variants: int, rng:
                 yield sample
 
 
-def dressed_web(paths: Sequence[Path], detector: MTCNN, rng: np.random.Generator) -> Iterator[FaceSample]:
-    """mask_web without_mask photos, letterboxed, every face found at DRESS_MIN_SCORE dressed."""
+def _letterboxed(paths: Sequence[Path], rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Each readable photo letterboxed into the detector's frame (unreadable ones are skipped)."""
     for path in paths:
         try:
-            framed = letterbox(load_image(path).image, rng)
+            yield letterbox(load_image(path).image, rng)
         except ImageReadError:
             continue
+
+
+def dressed_web(paths: Sequence[Path], detector: MTCNN, rng: np.random.Generator) -> Iterator[FaceSample]:
+    """mask_web without_mask photos, letterboxed, every face found at DRESS_MIN_SCORE dressed."""
+    for framed in _letterboxed(paths, rng):
         found = detector.detect(framed)
         sure = [d for d in found if d.score >= DRESS_MIN_SCORE]
         unsure = np.array([d.box for d in found if d.score < DRESS_MIN_SCORE], np.float32).reshape(-1, 4)
@@ -141,11 +146,7 @@ def pseudo_labelled_web(paths: Sequence[Path], detector: MTCNN, rng: np.random.G
     """mask_web with_mask photos, letterboxed, kept when the reference detector at loose
     thresholds finds exactly one face, scored >= PSEUDO_MIN_SCORE: that box is the label."""
     loose = detector.with_config(DetectorConfig(min_face_size=detector.config.min_face_size, thresholds=PSEUDO_THRESHOLDS))
-    for path in paths:
-        try:
-            framed = letterbox(load_image(path).image, rng)
-        except ImageReadError:
-            continue
+    for framed in _letterboxed(paths, rng):
         found = loose.detect(framed)
         if len(found) == 1 and found[0].score >= PSEUDO_MIN_SCORE:
             yield FaceSample(framed, found[0].box[None].astype(np.float32), [None], [False], np.zeros((0, 4), np.float32), "web_masked")

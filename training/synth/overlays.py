@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from training.synth.geometry import FaceFrame
-from training.synth.render import MaskLayer, PhotoLook, _apply_look
+from training.synth.render import MaskLayer, PhotoLook, _apply_look, layer_window
 
 OVERLAYS: tuple[str, ...] = ("cap", "hood", "glasses")
 SHADOW_REACH = 0.25  # a cap whose edge comes lower than this (eye distances above the eye line) casts a shadow
@@ -88,18 +88,13 @@ def _shapes(frame: FaceFrame, overlay: Overlay) -> tuple[list[np.ndarray], list[
 def render_overlay(image: np.ndarray, frame: FaceFrame, overlay: Overlay, look: PhotoLook,
                    rng: np.random.Generator) -> MaskLayer:
     """The overlay as a premultiplied layer over the part of the image it touches."""
-    height, width = image.shape[:2]
     fills, strokes, stroke_px = _shapes(frame, overlay)
     polys = [frame.to_image(p) for p in fills]
     lines = [frame.to_image(p) for p in strokes]
-    everything = np.concatenate(polys + lines)
-    grow = 3.0 + stroke_px
-    x0 = int(np.clip(np.floor(everything[:, 0].min() - grow), 0, width))
-    x1 = int(np.clip(np.ceil(everything[:, 0].max() + grow) + 1, 0, width))
-    y0 = int(np.clip(np.floor(everything[:, 1].min() - grow), 0, height))
-    y1 = int(np.clip(np.ceil(everything[:, 1].max() + grow) + 1, 0, height))
-    if x1 <= x0 or y1 <= y0:
-        return MaskLayer(0, 0, np.zeros((0, 0, 3), np.float32), np.zeros((0, 0), np.float32))
+    window = layer_window(np.concatenate(polys + lines), 3.0 + stroke_px, image.shape)
+    if window is None:
+        return MaskLayer.empty()
+    x0, y0, x1, y1 = window
     to_px = lambda p: np.rint((p - [x0, y0]) * 16).astype(np.int32).reshape(-1, 1, 2)  # noqa: E731
     alpha = np.zeros((y1 - y0, x1 - x0), np.uint8)
     if overlay.kind == "glasses":

@@ -70,6 +70,11 @@ class MaskLayer:
     color: np.ndarray  # (h, w, 3) float32, premultiplied by alpha
     alpha: np.ndarray  # (h, w) float32, 0-1
 
+    @classmethod
+    def empty(cls) -> MaskLayer:
+        """A layer that touches no pixel (drawn wholly outside the image)."""
+        return cls(0, 0, np.zeros((0, 0, 3), np.float32), np.zeros((0, 0), np.float32))
+
     def composite(self, image: np.ndarray) -> np.ndarray:
         """The image with the layer over it; pixels under alpha 0 are unchanged."""
         out = image.copy()
@@ -97,6 +102,17 @@ class Rendered:
 def _smoothstep(a: float, b: float, x: np.ndarray) -> np.ndarray:
     t = np.clip((x - a) / (b - a), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
+
+
+def layer_window(points: np.ndarray, grow: float, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
+    """The pixel window (x0, y0, x1, y1) a layer drawn through `points` (N×2) can touch, grown by
+    `grow` px for feathering and clipped to the image; None when it misses the image."""
+    height, width = shape[:2]
+    x0 = int(np.clip(np.floor(points[:, 0].min() - grow), 0, width))
+    x1 = int(np.clip(np.ceil(points[:, 0].max() + grow) + 1, 0, width))
+    y0 = int(np.clip(np.floor(points[:, 1].min() - grow), 0, height))
+    y1 = int(np.clip(np.ceil(points[:, 1].max() + grow) + 1, 0, height))
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
 def _ear_loops(geometry: MaskGeometry, style: MaskStyle) -> list[np.ndarray]:
@@ -130,18 +146,14 @@ def _ear_loops(geometry: MaskGeometry, style: MaskStyle) -> list[np.ndarray]:
 def render_layer(image: np.ndarray, geometry: MaskGeometry, style: MaskStyle, look: PhotoLook,
                  blur_sigma: float, rng: np.random.Generator) -> MaskLayer:
     """The mask as a premultiplied layer over the part of the image it (and its loops) touch."""
-    height, width = image.shape[:2]
     loops = _ear_loops(geometry, style)
     outline_u = np.concatenate([np.linspace(-1, 1, 41), np.full(21, 1.0), np.full(21, -1.0)])
     outline_v = np.concatenate([np.zeros(41), np.linspace(0, 1, 21), np.linspace(0, 1, 21)])
     points = np.concatenate([geometry.to_image(outline_u, outline_v).reshape(-1, 2)] + loops)
-    grow = 4.0 * blur_sigma + 3.0
-    x0 = int(np.clip(np.floor(points[:, 0].min() - grow), 0, width))
-    x1 = int(np.clip(np.ceil(points[:, 0].max() + grow) + 1, 0, width))
-    y0 = int(np.clip(np.floor(points[:, 1].min() - grow), 0, height))
-    y1 = int(np.clip(np.ceil(points[:, 1].max() + grow) + 1, 0, height))
-    if x1 <= x0 or y1 <= y0:
-        return MaskLayer(0, 0, np.zeros((0, 0, 3), np.float32), np.zeros((0, 0), np.float32))
+    window = layer_window(points, 4.0 * blur_sigma + 3.0, image.shape)
+    if window is None:
+        return MaskLayer.empty()
+    x0, y0, x1, y1 = window
 
     ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
     u, v, su, sv = geometry.uv(xs, ys)
