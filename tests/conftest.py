@@ -39,6 +39,18 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def dlib_dir() -> Path:
+    """The CC0 dlib gender and age networks (`make dlib-models`, a prerequisite of `make test`)."""
+    from training.config.classifier import DEFAULT_DLIB_DIR
+
+    if not (DEFAULT_DLIB_DIR / "gender-v1.onnx").is_file():
+        if under_ci():
+            pytest.fail(f"CI=true but the dlib networks are missing from {DEFAULT_DLIB_DIR}: run `make dlib-models`")
+        pytest.skip(f"the dlib networks are not in {DEFAULT_DLIB_DIR} (make dlib-models)")
+    return DEFAULT_DLIB_DIR
+
+
+@pytest.fixture(scope="session")
 def scene_boxes(shared_data: Path) -> dict[str, list[dict[str, str]]]:
     """face_mask_853's labelled boxes, grouped by image path (relative to its folder)."""
     boxes: dict[str, list[dict[str, str]]] = {}

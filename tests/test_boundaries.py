@@ -1,4 +1,5 @@
 """The shape of the project: core needs neither Qt nor torch; telemetry is off before ORT loads."""
+import re
 import subprocess
 import sys
 
@@ -36,6 +37,17 @@ def test_no_module_in_core_imports_onnxruntime_directly():
     assert offenders == [], "build sessions through core.ort so the environment and thread policy apply"
 
 
+#: an import statement of the app package (not of a name that merely starts with "app", e.g. apply_teacher)
+IMPORTS_APP = re.compile(r"^\s*(from\s+app(\.|\s)|import\s+app(\.|\s|,|$))", re.MULTILINE)
+
+
 def test_training_never_imports_app():
-    offenders = [p.name for p in (REPO / "training").rglob("*.py") if "from app" in p.read_text() or "import app" in p.read_text()]
+    offenders = [p.name for p in (REPO / "training").rglob("*.py") if IMPORTS_APP.search(p.read_text())]
     assert offenders == []
+
+
+def test_the_app_import_check_sees_imports_and_only_imports():
+    for line in ("from app import main", "from app.live import LiveView", "import app", "    import app.toolkit as t"):
+        assert IMPORTS_APP.search(line), line
+    for line in ("from training.teacher.pseudo import apply_teacher", "import apply", "# the app imports core", "x = app"):
+        assert not IMPORTS_APP.search(line), line

@@ -71,6 +71,14 @@ def _run_train(config, args) -> int:
     return _status(train(config).interrupted)
 
 
+def _run_teach(config, args) -> int:
+    from training.teacher.pseudo import teach
+
+    summary = teach(config)
+    print(summary.check, end="")
+    return 0
+
+
 def _run_eda(config, args) -> int:
     from training.data.eda import eda
 
@@ -159,7 +167,7 @@ def _run_finetune_detector(config, args) -> int:
 
 RUN: dict[str, Callable[..., int]] = {
     "export-detector": _run_export_detector, "prepare": _run_prepare, "eda": _run_eda, "split": _run_split,
-    "train": _run_train, "tune": _run_tune, "evaluate": _run_evaluate, "export": _run_export, "predict": _run_predict,
+    "train": _run_train, "teach": _run_teach, "tune": _run_tune, "evaluate": _run_evaluate, "export": _run_export, "predict": _run_predict,
     "synth": _run_synth, "eval-detector": _run_eval_detector, "finetune-detector": _run_finetune_detector,
 }
 
@@ -231,6 +239,15 @@ TEXTS: dict[str, tuple[str, str]] = {
         "report.md, fairness by race group and gender (fairness.csv), and with --out-of-source the\n"
         "faces of training/labels/out_of_source.csv (out_of_source.md), for the run's best checkpoint\n"
         "or (--onnx) an exported model through core."
+    ),
+    'teach': (
+        'label real faces without gender / age with the CC0 dlib networks (a teacher)',
+        "Run dlib-models' gender and age networks (Cydral, CC0; `make dlib-models` fetches them) on the\n"
+        "cache's real faces that have no gender or age (face_mask_853, mask_web), aligned on MTCNN's\n"
+        'landmarks, and write <cache>/teacher.csv with the labels it is sure of (--gender-confidence,\n'
+        '--age-confidence). `train --teacher` fills the missing targets of its training photos from it.\n'
+        "Photos of the out-of-source faces (and their person ids) are never labelled; the teacher is\n"
+        'scored on those faces at the same confidences instead: <cache>/teacher_check.md.'
     ),
     'export': (
         "export a run's best checkpoint to the ONNX file the app loads",

@@ -16,6 +16,8 @@ from training.config.base import ConfigError, coerce, setting
 OOS_LABELS = Path(__file__).resolve().parents[1] / "labels" / "out_of_source.csv"
 #: Where that file's photo paths start, as the recipes' ../shared/data (run from the repository root).
 OOS_DATA = Path("../shared/data")
+#: Where `make dlib-models` unpacks the dlib gender and age networks, the teacher (training.teacher).
+DEFAULT_DLIB_DIR = Path(__file__).resolve().parents[2] / ".venv" / "dlib-models"
 SAMPLERS = ("random", "weighted", "fair")
 SELECT_ON = ("val", "out-of-source")
 #: The robust augmentations' probabilities (TrainConfig fields, training.classifier.augment).
@@ -53,6 +55,8 @@ class TrainConfig:
                            "group of the gender-labelled faces about equally, mask-only photos keeping their share", choices=SAMPLERS)
     real_incorrect_weight: float = setting(1.0, "draw each real (not synthetic) wrongly worn photo this many times as often "
                                            "as the sampler would", metavar="W")
+    teacher: bool = setting(False, "fill the missing gender / age targets of training photos from <cache>/teacher.csv "
+                            "(`mask-train teach`: the dlib networks' confident answers)")
     head_weights: dict[str, float] = setting(factory=lambda: {h: 1.0 for h in HEADS}, help="loss weight per head",
                                              metavar="HEAD=W")
     age_boundary: int = setting(OLD_AGE, "start of the oldest age group (58 moves 58-59 into 60+)", metavar="YEARS")
@@ -101,6 +105,8 @@ class TrainConfig:
             raise ConfigError(f"run_folds must be 'all' or fold numbers separated by commas, not {self.run_folds!r}")
         if self.patience < 1:
             raise ConfigError("patience must be at least 1")
+        if self.teacher and self.single_head:
+            raise ConfigError("--teacher fills single labels of three heads; it cannot go with --single-head")
         if self.real_incorrect_weight <= 0:
             raise ConfigError("real_incorrect_weight must be > 0")
         if self.sampler not in SAMPLERS:
@@ -163,6 +169,30 @@ class TuneConfig:
             raise ConfigError("grace_epochs cannot exceed max_epochs")
         if self.reduction_factor < 2 or self.gpus_per_trial < 0 or self.max_concurrent < 0:
             raise ConfigError("reduction_factor must be >= 2; gpus_per_trial and max_concurrent >= 0")
+
+
+@dataclass(frozen=True)
+class TeachConfig:
+    """The dlib networks label the cache's real faces that lack gender or age (training.teacher)."""
+
+    cache: Path = setting(Path("cache"), "cache folder", metavar="DIR")
+    dlib_dir: Path = setting(DEFAULT_DLIB_DIR, "folder with the dlib networks gender-v1.onnx and age-v1.onnx "
+                             "(`make dlib-models` puts them in the default)", metavar="DIR")
+    gender_confidence: float = setting(0.95, "give a gender only when the teacher's probability of it is at least P", metavar="P")
+    age_confidence: float = setting(0.98, "give an age group only when the teacher's probability of it is at least P", metavar="P")
+    min_face: int = setting(24, "faces whose box has a shorter side are not labelled", metavar="PX")
+    age_boundary: int = setting(OLD_AGE, "start of the oldest age group (as train's)", metavar="YEARS")
+    oos_labels: Path = setting(OOS_LABELS, "out-of-source labels CSV: its photos are never labelled, and the teacher is "
+                               "scored on its faces (teacher_check.md)", metavar="CSV")
+    oos_data: Path = setting(OOS_DATA, "folder the out-of-source CSV's photo paths are relative to", metavar="DIR")
+
+    def __post_init__(self) -> None:
+        coerce(self)
+        for name in ("gender_confidence", "age_confidence"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} is a probability: it must be within [0, 1]")
+        if self.min_face < 1:
+            raise ConfigError("min_face must be at least 1")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from training.config.base import ConfigError, coerce_value, field_default
-from training.config.classifier import EvaluateConfig, ExportConfig, PredictConfig, TrainConfig, TuneConfig
+from training.config.classifier import EvaluateConfig, ExportConfig, PredictConfig, TeachConfig, TrainConfig, TuneConfig
 from training.config.data import EdaConfig, PrepareConfig, SplitConfig
 from training.config.detector import EvalDetectorConfig, ExportDetectorConfig, FinetuneDetectorConfig, SynthConfig
 
@@ -34,6 +34,7 @@ SECTIONS: dict[str, type] = {
     "eda": EdaConfig,
     "split": SplitConfig,
     "train": TrainConfig,
+    "teach": TeachConfig,
     "tune": TuneConfig,
     "evaluate": EvaluateConfig,
     "export": ExportConfig,
