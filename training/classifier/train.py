@@ -56,7 +56,7 @@ from training.classifier.optim import cosine_with_warmup, epoch_generator, param
 from training.config import ConfigError, TrainConfig, saved_dict, to_dict
 from training.data.cache import Cache
 from training.logfile import log_to_file
-from training.teacher.pseudo import apply_teacher, read_teacher
+from training.teacher.pseudo import with_teacher
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def _build(config: TrainConfig, cache: Cache, world: distributed.World) -> _Run:
         check_single_head(train_faces + val_faces, config.age_boundary)
     train_labels = target_matrix(train_faces, config.age_boundary, config.single_head)
     if config.teacher:
-        train_labels = apply_teacher(train_faces, train_labels, cache.root, read_teacher(cache.root), config.age_boundary)
+        train_faces, train_labels = with_teacher(train_faces, train_labels, cache.root, config.age_boundary)
     val_targets = target_matrix(val_faces, config.age_boundary, config.single_head)
     val_labels = target_matrix(val_faces, config.age_boundary, False)
     log.info("fold %d: %d training and %d validation photos (test split excluded); device %s", config.fold, len(train_faces), len(val_faces), device)

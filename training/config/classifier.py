@@ -185,9 +185,18 @@ class TeachConfig:
     oos_labels: Path = setting(OOS_LABELS, "out-of-source labels CSV: its photos are never labelled, and the teacher is "
                                "scored on its faces (teacher_check.md)", metavar="CSV")
     oos_data: Path = setting(OOS_DATA, "folder the out-of-source CSV's photo paths are relative to", metavar="DIR")
+    twins: int = setting(0, "draw K synthetic masks on each bare face the teacher labels (masked twins; "
+                         "train --teacher trains on those of its training photos)", metavar="K")
+    under_nose: float = setting(0.5, "share of the wrongly worn twins drawn just under the nose tip (as synth --under-nose)",
+                                metavar="SHARE")
+    seed: int = setting(0, "seed of the twins' masks")
 
     def __post_init__(self) -> None:
         coerce(self)
+        if self.twins < 0:
+            raise ConfigError("twins must be 0 or more")
+        if not 0.0 <= self.under_nose <= 1.0:
+            raise ConfigError("under_nose is a share: it must be within [0, 1]")
         for name in ("gender_confidence", "age_confidence"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} is a probability: it must be within [0, 1]")

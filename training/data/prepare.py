@@ -142,7 +142,8 @@ def read_all(config: PrepareConfig) -> ReadResult:
     return result
 
 
-def _encode_png(path: Path, crop: np.ndarray) -> None:
+def write_png(path: Path, crop: np.ndarray) -> None:
+    """A crop as PNG, written atomically (parents made)."""
     ok, data = cv2.imencode(".png", crop)
     if not ok:
         raise OSError(f"cannot encode {path}")
@@ -172,8 +173,8 @@ def _crop_one(
     if found is None:
         return Detected(key, mtime, size, "no_face")
     crop = cache.crop_name(key, mtime, size)
-    _encode_png(cache.root / runtime_name(crop), crop_face(image, found.box, geometry.crop_margin, geometry.input_size))
-    _encode_png(cache.root / crop, crop_face(image, found.box, geometry.cache_margin, geometry.cache_size))
+    write_png(cache.root / runtime_name(crop), crop_face(image, found.box, geometry.crop_margin, geometry.input_size))
+    write_png(cache.root / crop, crop_face(image, found.box, geometry.cache_margin, geometry.cache_size))
     box = tuple(float(v) for v in found.box)
     return Detected(key, mtime, size, "ok", result.warning or "", crop, box, found.score, found.faces, found.how)  # type: ignore[arg-type]
 
@@ -211,8 +212,8 @@ def _crop_boxes(
     for key, box in todo:
         crop = cache.crop_name(key, mtime, size)
         array = np.asarray(box, dtype=np.float64)
-        _encode_png(cache.root / runtime_name(crop), crop_face(loaded.image, array, geometry.crop_margin, geometry.input_size))
-        _encode_png(cache.root / crop, crop_face(loaded.image, array, geometry.cache_margin, geometry.cache_size))
+        write_png(cache.root / runtime_name(crop), crop_face(loaded.image, array, geometry.crop_margin, geometry.input_size))
+        write_png(cache.root / crop, crop_face(loaded.image, array, geometry.cache_margin, geometry.cache_size))
         done.append(Detected(key, mtime, size, "ok", loaded.warning or "", crop, tuple(float(v) for v in box), 0.0, 1, "box"))  # type: ignore[arg-type]
     return done
 

@@ -13,6 +13,7 @@ naming the same person (mask_web's <n>_<n>_<name>_<nnnn> files) are left out of 
 the out-of-source check never scores a person the student was taught on by the teacher.
 The teacher is scored on those faces instead, at the same confidence: <cache>/teacher_check.md
 says how many it would label and how many of those it gets right, bare vs masked.
+With --twins K, each bare face it labels also gets K synthetic-mask twins (training.teacher.twins).
 """
 from __future__ import annotations
 
@@ -30,12 +31,14 @@ from tqdm import tqdm
 from core.atomic import atomic_open
 from core.imageio import ImageReadError, load_image
 from core.labels import LABEL_NAMES
+from training.classifier.dataset import target_matrix
 from training.classifier.metrics import IGNORE
 from training.classifier.out_of_source import SPLITS, UNCLEAR, LabelledFace, read_labels
 from training.config.base import ConfigError
 from training.data.cache import Cache, CachedFace
-from training.teacher.align import Landmarker
+from training.teacher.align import FaceGeometry, Landmarker
 from training.teacher.dlib_models import DlibAnswer, DlibNetworks
+from training.teacher.twins import clear_twins, draw_twins, masked_twins, read_twins, write_twins
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,7 @@ class TeachSummary:
     unreadable: int = 0  # photos that could not be read (their faces left out)
     excluded: int = 0  # faces left out as out-of-source people
     routes: dict[str, int] = field(default_factory=dict)  # landmark route -> faces
+    twins: int = 0  # masked twins drawn
     check: str = ""  # the teacher_check.md table
 
 
@@ -135,18 +139,25 @@ def teach(config) -> TeachSummary:
     networks = DlibNetworks(config.dlib_dir)
     landmarker = Landmarker()
     summary = TeachSummary(excluded=len(unlabelled) - len(candidates))
+    geometry = cache.read_info().geometry
+    clear_twins(cache.root)
+    twin_rows: list[dict[str, str]] = []
 
     by_photo: dict[str, list[dict[str, str]]] = defaultdict(list)
     for r in pupils:
         by_photo[r["path"]].append(r)
     rows: list[dict[str, str]] = []
     for path, faces in tqdm(by_photo.items(), desc="teacher", unit="photo"):
-        answers = _answer(networks, landmarker, Path(path), [_box(r) for r in faces], summary)
-        for record, (route, answer) in zip(faces, answers):
+        image, answers = _answer(networks, landmarker, Path(path), [_box(r) for r in faces], summary)
+        for record, (face, answer) in zip(faces, answers):
             v = verdict(answer, config.age_boundary, config.gender_confidence, config.age_confidence)
+            if config.twins and _wants_twins(record, face.route, v):
+                landmark_box = face.detected_box if face.detected_box is not None else _box(record)
+                twin_rows += draw_twins(image, record["crop"], _box(record), face.landmarks, landmark_box, geometry,
+                                        cache.root, config.twins, config.under_nose, config.seed)
             rows.append({
                 "crop": record["crop"], "path": path, "mask": record["mask"],
-                "face_px": f"{_face_px(_box(record)):.0f}", "landmarks": route,
+                "face_px": f"{_face_px(_box(record)):.0f}", "landmarks": face.route,
                 "p_female": f"{v.p_gender[1]:.4f}", "p_age": " ".join(f"{p:.4f}" for p in v.p_age),
                 "age_boundary": str(config.age_boundary),
                 "gender": "" if v.gender is None else GENDERS[v.gender], "age_group": "" if v.age is None else AGES[v.age],
@@ -158,27 +169,35 @@ def teach(config) -> TeachSummary:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+    write_twins(cache.root, twin_rows)
+    summary.twins = len(twin_rows)
     summary.check = check_on_labelled(networks, landmarker, oos_faces, config)
     with atomic_open(cache.root / CHECK_FILE, "w", encoding="utf-8") as handle:
         handle.write(summary.check)
-    log.info("teacher: %d faces, gender given to %d, age group to %d; landmarks %s; %d unreadable photos -> %s",
-             summary.faces, summary.gender, summary.age, summary.routes, summary.unreadable, cache.root / TEACHER_FILE)
+    log.info("teacher: %d faces, gender given to %d, age group to %d; landmarks %s; %d unreadable photos; %d masked twins -> %s",
+             summary.faces, summary.gender, summary.age, summary.routes, summary.unreadable, summary.twins, cache.root / TEACHER_FILE)
     return summary
 
 
+def _wants_twins(record: dict[str, str], route: str, v: Verdict) -> bool:
+    """A bare face the teacher labelled, with landmarks a network found (a mask needs them)."""
+    return record["mask"] == "not_wear" and route != "box" and (v.gender is not None or v.age is not None)
+
+
 def _answer(networks: DlibNetworks, landmarker: Landmarker, path: Path, boxes: list[tuple[float, float, float, float]],
-            summary: TeachSummary) -> list[tuple[str, DlibAnswer]]:
-    """(landmark route, answer) per box; none when the photo cannot be read (logged, counted)."""
+            summary: TeachSummary) -> tuple[np.ndarray | None, list[tuple[FaceGeometry, DlibAnswer]]]:
+    """The photo and (where the face is, answer) per box; no answers when the photo cannot be
+    read (logged, counted)."""
     try:
         image = load_image(path).image
     except ImageReadError as exc:
         log.warning("%s: %s; its %d face(s) are left out", path, exc.reason, len(boxes))
         summary.unreadable += 1
-        return []
+        return None, []
     geometry = landmarker.locate(image, boxes)
     for g in geometry:
         summary.routes[g.route] = summary.routes.get(g.route, 0) + 1
-    return [(g.route, a) for g, a in zip(geometry, networks.answer(image, [g.landmarks for g in geometry]))]
+    return image, list(zip(geometry, networks.answer(image, [g.landmarks for g in geometry])))
 
 
 def check_on_labelled(networks: DlibNetworks, landmarker: Landmarker, faces: Sequence[LabelledFace], config) -> str:
@@ -190,7 +209,7 @@ def check_on_labelled(networks: DlibNetworks, landmarker: Landmarker, faces: Seq
     seen: list[tuple[LabelledFace, Verdict]] = []
     scratch = TeachSummary()
     for path, photo_faces in by_photo.items():
-        answers = _answer(networks, landmarker, config.oos_data / path, [f.box for f in photo_faces], scratch)
+        _, answers = _answer(networks, landmarker, config.oos_data / path, [f.box for f in photo_faces], scratch)
         for f, (_, answer) in zip(photo_faces, answers):
             seen.append((f, verdict(answer, config.age_boundary, config.gender_confidence, config.age_confidence)))
     lines = [
@@ -259,3 +278,13 @@ def apply_teacher(faces: Sequence[CachedFace], labels: np.ndarray, cache_root: P
                 filled[column - 1] += 1
     log.info("teacher: gender for %d and age group for %d training photos that had none", *filled)
     return out
+
+
+def with_teacher(faces: Sequence[CachedFace], labels: np.ndarray, cache_root: Path,
+                 age_boundary: int) -> tuple[list[CachedFace], np.ndarray]:
+    """`train --teacher`'s training set: the teacher's labels where the truth is missing, plus the
+    masked twins of these (training) photos with their own targets."""
+    teacher = read_teacher(cache_root)
+    labels = apply_teacher(faces, labels, cache_root, teacher, age_boundary)
+    twins = masked_twins(faces, cache_root, teacher.labels, read_twins(cache_root))
+    return [*faces, *twins], np.concatenate([labels, target_matrix(twins, age_boundary, False)])
