@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="onnxruntime and torch threads, one policy for the whole process (default %(default)s)")
     parser.add_argument("--model", default="mobilenetv3_small_100", help="classifier trunk (default: the shipped model's)")
     parser.add_argument("--size", type=int, default=128, help="classifier input size (default 128)")
+    parser.add_argument("--onnx", type=Path, default=None,
+                        help="(b) and (c) run this ONNX classifier (e.g. the shipped ensemble) instead of --model's "
+                             "random-weight export; (a) keeps the single --model network")
     parser.add_argument("--min-face", type=int, default=40, help="detector's minimum face size in px (default 40)")
     parser.add_argument("--detect-every", type=int, default=None, help="(c): full detection every k frames")
     parser.add_argument("--classify-every", type=int, default=None, help="(c): classify each track every n frames")
@@ -143,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     frames = read_clip(video)
 
     network, metadata, model_path = bench_classifier(args.model, args.size, workdir)
+    if args.onnx is not None:
+        model_path = args.onnx
     detector = DetectorConfig(min_face_size=args.min_face)
     knobs = {k: v for k, v in (("detect_every", args.detect_every), ("classify_every", args.classify_every)) if v}
     live_config = LiveConfig(**knobs)
@@ -175,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     period = 1.0 / args.fps
     print(f"{len(frames)} frames {SIZE[0]}x{SIZE[1]} at {args.fps:g} fps ({len(frames) / args.fps:.1f} s) made from "
           f"../shared/data; {total} faces found by (b), 1-{max(len(x) for x in b.boxes)} per frame")
-    print(f"classifier {args.model} @ {args.size} px (random weights, same network in all three); min face "
-          f"{args.min_face} px; onnxruntime and torch {args.threads} threads; (c) {live_config}")
+    what = (f"classifier {args.model} @ {args.size} px (random weights, same network in all three)" if args.onnx is None
+            else f"classifier (a) {args.model} @ {args.size} px in torch, (b) and (c) {args.onnx}")
+    print(f"{what}; min face {args.min_face} px; onnxruntime and torch {args.threads} threads; (c) {live_config}")
     for run in runs:
         print(f"{describe(run.name, run.times)}   {a.mean / run.mean:5.2f}x (a)")
     print(f"(c) did {counters.full_detections} full detections in {counters.frames} frames, re-found "
