@@ -91,8 +91,9 @@ def test_a_long_batch_keeps_its_memory(tmp_path):
     first.mkdir()
     second.mkdir()
     for i, frame in enumerate(clip_frames(seconds=20.0, fps=20.0, size=(320, 240))):
-        cv2.imwrite(str(first / f"{i:04d}.jpg"), frame)
-        os.link(first / f"{i:04d}.jpg", second / f"{i:04d}.jpg")
+        name = f"{i:04d}.jpg"
+        cv2.imwrite(str(first / name), frame)
+        os.link(first / name, second / name)
     rss: list[float] = []
 
     def progress(result, summary) -> None:
