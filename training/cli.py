@@ -109,6 +109,13 @@ def _run_export(config, args) -> int:
     return 0
 
 
+def _run_calibrate(config, args) -> int:
+    from training.classifier.calibrate import calibrate
+
+    calibrate(config)
+    return 0
+
+
 def _run_predict(config, args) -> int:
     from training.classifier.predict import predict
 
@@ -167,7 +174,8 @@ def _run_finetune_detector(config, args) -> int:
 
 RUN: dict[str, Callable[..., int]] = {
     "export-detector": _run_export_detector, "prepare": _run_prepare, "eda": _run_eda, "split": _run_split,
-    "train": _run_train, "teach": _run_teach, "tune": _run_tune, "evaluate": _run_evaluate, "export": _run_export, "predict": _run_predict,
+    "train": _run_train, "teach": _run_teach, "tune": _run_tune, "evaluate": _run_evaluate, "export": _run_export,
+    "calibrate": _run_calibrate, "predict": _run_predict,
     "synth": _run_synth, "eval-detector": _run_eval_detector, "finetune-detector": _run_finetune_detector,
 }
 
@@ -257,7 +265,18 @@ TEXTS: dict[str, tuple[str, str]] = {
         '\n'
         "--ensemble RUN_DIR... (folders or glob patterns, e.g. 'cache/runs/m_fold*') writes ONE graph that\n"
         "averages the runs' probabilities (with --tta, also over the mirrored crop); the app loads it like\n"
-        'any model, and its metadata lists the members.'
+        'any model, and its metadata lists the members.\n'
+        '\n'
+        "--age-prior TAU (0..1) corrects the age head of runs trained with class weights, which answer\n"
+        "as if every age group were equally common, towards the training photos' frequencies; the file\n"
+        'records the prior and TAU. `calibrate` chooses TAU.'
+    ),
+    'calibrate': (
+        'choose the age prior correction (export --age-prior) of an exported file',
+        'Run the file (exported with --age-prior 0) on the validation fold and the out-of-source faces\n'
+        'once, score each TAU from 0 to 1 by the mean of the two age macro-F1s, and write a report of\n'
+        'every TAU (in and out of source, bare vs masked) with the one to export with. The test split is\n'
+        'never read.'
     ),
     'predict': (
         'classify a folder through core with an exported model',

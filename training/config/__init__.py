@@ -5,7 +5,7 @@ Modules: base (declaring a field with its option; type coercion), data / classif
 options (the argparse options generated from the fields).
 """
 from training.config.base import ConfigError, setting
-from training.config.classifier import EvaluateConfig, ExportConfig, PredictConfig, TeachConfig, TrainConfig, TuneConfig
+from training.config.classifier import CalibrateConfig, EvaluateConfig, ExportConfig, PredictConfig, TeachConfig, TrainConfig, TuneConfig
 from training.config.data import EdaConfig, PrepareConfig, SplitConfig
 from training.config.detector import (
     DATA_DIR,

@@ -1,4 +1,4 @@
-"""Settings of the classifier jobs: `train`, `tune`, `evaluate`, `export` and `predict`."""
+"""Settings of the classifier jobs: `train`, `tune`, `evaluate`, `export`, `calibrate` and `predict`."""
 from __future__ import annotations
 
 import os
@@ -243,15 +243,40 @@ class ExportConfig:
     cache: Path | None = setting(None, "cache folder (default: the run's)", metavar="DIR")
     model_version: str = setting("", "version string (default: <model>-fold<K>-e<epoch>)", metavar="TEXT")
     check_crops: int = setting(16, "cached crops compared between torch and onnxruntime", metavar="N")
+    age_prior: float = setting(0.0, "correct the age head of runs trained with class weights towards the training photos' "
+                                    "age frequencies: 0 off, 1 in full (mask-train calibrate chooses it)", metavar="TAU")
 
     def __post_init__(self) -> None:
         coerce(self)
+        if not 0.0 <= self.age_prior <= 1.0:
+            raise ConfigError(f"age_prior must be in 0..1, got {self.age_prior}")
         if self.run_dir is None and not self.ensemble:
             raise ConfigError("export needs the run folder (--run-dir) or the members of an ensemble (--ensemble)")
         if self.run_dir is not None and self.ensemble:
             raise ConfigError("give --run-dir or --ensemble, not both (a single run is --ensemble RUN_DIR)")
         if self.check_crops < 1:
             raise ConfigError("check_crops must be at least 1")
+
+
+@dataclass(frozen=True)
+class CalibrateConfig:
+    """Chooses --age-prior for an exported file on the validation fold and the out-of-source faces."""
+
+    onnx: Path | None = setting(None, "an exported classifier without the correction (export --age-prior 0)", metavar="FILE")
+    cache: Path | None = setting(None, "cache folder of the runs behind the file", metavar="DIR")
+    fold: int = setting(0, "validation fold (the runs' own)", metavar="K")
+    step: float = setting(0.05, "τ is tried from 0 to 1 in these steps", metavar="D")
+    out: Path | None = setting(None, "report (default: <file>.calibrate.md beside the file)", metavar="FILE")
+    batch_size: int = setting(64, "batch size")
+    oos_labels: Path = setting(OOS_LABELS, "out-of-source labels CSV (training/labels/README.md)", metavar="CSV")
+    oos_data: Path = setting(OOS_DATA, "folder the out-of-source CSV's photo paths are relative to", metavar="DIR")
+
+    def __post_init__(self) -> None:
+        coerce(self)
+        if self.onnx is None or self.cache is None:
+            raise ConfigError("calibrate needs the exported file (--onnx) and the runs' cache (--cache, or cache in --config)")
+        if not 0.0 < self.step <= 1.0:
+            raise ConfigError(f"step must be in (0, 1], got {self.step}")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from core.metadata import ModelMetadata
+from training.classifier import prior
 from training.classifier.evaluate import load_best, model_from_state, runtime_crops
 from training.classifier.folds import split_faces
 from training.config import ConfigError, ExportConfig, TrainConfig
@@ -51,10 +52,12 @@ class _Renormalised(nn.Module):
 
 class Ensemble(nn.Module):
     """Mean of the members' softmax probabilities per head; with `flip`, over the crop and its
-    horizontal mirror too. forward returns the probabilities in `heads` order (export's contract)."""
+    horizontal mirror too. forward returns the probabilities in `heads` order (export's contract).
+    `age_bias` (training.classifier.prior) is added to the mean age probabilities' logarithm."""
 
     def __init__(self, members: Sequence[nn.Module], heads: Sequence[str], flip: bool = False,
-                 normalisation: Sequence[tuple[Sequence[float], Sequence[float]]] | None = None) -> None:
+                 normalisation: Sequence[tuple[Sequence[float], Sequence[float]]] | None = None,
+                 age_bias: Sequence[float] | None = None) -> None:
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
@@ -67,6 +70,9 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(wrapped)
         self.head_names = list(heads)
         self.flip = flip
+        if age_bias is not None and "age" not in self.head_names:
+            raise ConfigError("--age-prior needs an age head; these runs have a single 18-way head")
+        self.register_buffer("age_bias", None if age_bias is None else torch.tensor(age_bias, dtype=torch.float32).view(1, -1))
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         # The mirrored crops ride in the same batch: one call per member.
@@ -79,7 +85,11 @@ class Ensemble(nn.Module):
                 probs = [p.reshape(2, -1, p.shape[1]).sum(dim=0) for p in probs]
             sums = [a + b for a, b in zip(sums, probs)] if sums else probs
         views = 2 if self.flip else 1
-        return tuple(total / (len(self.members) * views) for total in sums)
+        means = [total / (len(self.members) * views) for total in sums]
+        if self.age_bias is not None:
+            age = self.head_names.index("age")
+            means[age] = torch.softmax(torch.log(means[age].clamp_min(1e-12)) + self.age_bias, dim=1)
+        return tuple(means)
 
 
 @dataclass(frozen=True)
@@ -130,10 +140,10 @@ def _same(members: list[Member], what: str, value_of) -> object:
     return next(iter(values.values()))
 
 
-def build_ensemble(members: list[Member], flip: bool) -> Ensemble:
+def build_ensemble(members: list[Member], flip: bool, age_bias: Sequence[float] | None = None) -> Ensemble:
     heads = _same(members, "heads", lambda m: tuple(m.model.head_names))
     normalisation = [(tuple(d["mean"]), tuple(d["std"])) for d in (m.model.data_config() for m in members)]
-    return Ensemble([m.model for m in members], heads, flip, normalisation).eval()  # type: ignore[arg-type]
+    return Ensemble([m.model for m in members], heads, flip, normalisation, age_bias).eval()  # type: ignore[arg-type]
 
 
 def _geometry(cache: Cache) -> tuple[int, float]:
@@ -150,7 +160,12 @@ def export_ensemble(config: ExportConfig) -> Path:
     caches = {m.run_dir: Cache(config.cache or m.config.cache) for m in members}
     input_size, crop_margin = _same(members, "input size and crop margin (their caches')", lambda m: _geometry(caches[m.run_dir]))  # type: ignore[misc]
     age_boundary = _same(members, "age boundary", lambda m: m.config.age_boundary)
-    ensemble = build_ensemble(members, config.tta)
+    age_prior = prior.members_prior([(m.config, caches[m.run_dir]) for m in members])
+    if config.age_prior and age_prior is None:
+        raise ConfigError("--age-prior corrects runs trained with class weights or the weighted sampler, all of them; "
+                          "a run trained without already learned the photos' age frequencies")
+    bias = prior.logit_bias(age_prior, config.age_prior).tolist() if config.age_prior else None
+    ensemble = build_ensemble(members, config.tta, bias)
     first = members[0]
     data_config = first.model.data_config()
 
@@ -182,10 +197,12 @@ def export_ensemble(config: ExportConfig) -> Path:
             "ensemble": json.dumps([m.describe() for m in members]),
             "tta": tta,
             "exported_by": "mask-train export --ensemble",
+            **({prior.METADATA_KEY: prior.describe(age_prior, config.age_prior)} if age_prior is not None else {}),
         },
     )
     step = max(1, len(faces) // config.check_crops)
     check = runtime_crops(faces[::step][: config.check_crops])
     out = config.out or first.run_dir.parent / "ensemble.onnx"
-    log.info("ensemble of %d (%s), TTA %s", len(members), ", ".join(m.run_dir.name for m in members), tta)
+    log.info("ensemble of %d (%s), TTA %s, age prior correction τ = %g", len(members), ", ".join(m.run_dir.name for m in members),
+             tta, config.age_prior)
     return export_classifier(ensemble, metadata, out, check, probabilities=True)

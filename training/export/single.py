@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from core.metadata import ModelMetadata
+from training.classifier import prior
 from training.classifier.evaluate import load_best, model_from_state, runtime_crops
 from training.classifier.folds import split_faces
 from training.config import ExportConfig
@@ -22,8 +23,8 @@ log = logging.getLogger(__name__)
 
 def export_run(config: ExportConfig) -> Path:
     """Write the ONNX file (default <run>/classifier.onnx); returns its path. An ensemble (or
-    flip TTA) goes through training.export.ensemble."""
-    if config.ensemble or config.tta:
+    flip TTA, or the age prior correction) goes through training.export.ensemble."""
+    if config.ensemble or config.tta or config.age_prior:
         from training.export.ensemble import export_ensemble
 
         return export_ensemble(config)
@@ -34,6 +35,10 @@ def export_run(config: ExportConfig) -> Path:
     data_config = model.data_config()
     train_faces, val_faces = split_faces(cache, train_config.fold)
     heads = head_labels(model.head_names)
+    age_prior = prior.members_prior([(train_config, cache)])
+    extra = {"validation_score": f"{state['score']:.4f}", "epoch": str(state["epoch"]), "exported_by": "mask-train export"}
+    if age_prior is not None:  # what `mask-train calibrate` reads
+        extra[prior.METADATA_KEY] = prior.describe(age_prior, 0.0)
     version = config.model_version or f"{train_config.model}-fold{train_config.fold}-e{state['epoch']}"
     metadata = ModelMetadata(
         heads=heads,
@@ -45,7 +50,7 @@ def export_run(config: ExportConfig) -> Path:
         training_data=training_data_summary(train_faces + val_faces, train_config.fold),
         architecture=train_config.model,
         age_boundary=train_config.age_boundary,
-        extra={"validation_score": f"{state['score']:.4f}", "epoch": str(state["epoch"]), "exported_by": "mask-train export"},
+        extra=extra,
     )
     check = runtime_crops(val_faces[: config.check_crops])
     out = config.out or Path(config.run_dir) / "classifier.onnx"

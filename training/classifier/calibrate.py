@@ -1,0 +1,113 @@
+"""`calibrate`: how much of the age prior correction (training.classifier.prior) an exported file
+should get, chosen as the rest of issue 16's choices are: not on the training source alone.
+
+The file's age probabilities are computed once on the validation fold (in source) and on the
+out-of-source faces; each τ from 0 to 1 is scored by the mean of the two age macro-F1s, and the
+best (the smaller τ on a tie) is the one to export with. The report lists every τ with its in- and
+out-of-source figures (bare vs masked) side by side. The test split is never read.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.atomic import atomic_open
+from core.classifier import Classifier
+from training.classifier import oos_check, prior
+from training.classifier.dataset import target_matrix
+from training.classifier.evaluate import predict_onnx
+from training.classifier.folds import split_faces
+from training.classifier.metrics import IGNORE, macro_f1
+from training.config import CalibrateConfig, ConfigError
+from training.data.cache import Cache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One τ's age macro-F1 on the validation fold and on the out-of-source faces."""
+
+    tau: float
+    val_f1: float
+    oos_f1: float | None
+    oos_bare: float | None
+    oos_masked: float | None
+
+    @property
+    def score(self) -> float:
+        return self.val_f1 if self.oos_f1 is None else (self.val_f1 + self.oos_f1) / 2
+
+
+@dataclass(frozen=True)
+class Calibration:
+    trials: list[Trial]
+    best: Trial
+    prior: np.ndarray
+    report: Path
+
+
+def taus(step: float) -> list[float]:
+    count = int(round(1.0 / step))
+    return sorted({round(min(1.0, i * step), 4) for i in range(count + 1)} | {1.0})
+
+
+def choose(trials: list[Trial]) -> Trial:
+    """The best score; on a tie the smaller correction."""
+    return max(trials, key=lambda t: (round(t.score, 9), -t.tau))
+
+
+def _figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def _report(config: CalibrateConfig, calibration_prior: np.ndarray, trials: list[Trial], best: Trial, val_n: int, oos_text: str) -> str:
+    lines = [f"# Age prior correction for {config.onnx.name}", "",
+             f"Training prior of the age groups (<30, 30-59, 60+): {', '.join(f'{p:.3f}' for p in calibration_prior)}.",
+             f"Validation fold {config.fold} ({val_n} faces with an age); {oos_text}.", "",
+             "| τ | validation age F1 | out-of-source age F1 | bare | masked | score (mean) |", "|---|---|---|---|---|---|"]
+    for t in trials:
+        mark = " **chosen**" if t is best else ""
+        lines.append(f"| {t.tau:g}{mark} | {t.val_f1:.4f} | {_figure(t.oos_f1)} | {_figure(t.oos_bare)} | {_figure(t.oos_masked)} | {t.score:.4f} |")
+    lines += ["", f"Export with `mask-train export ... --age-prior {best.tau:g}`."]
+    return "\n".join(lines) + "\n"
+
+
+def calibrate(config: CalibrateConfig, progress: bool = True) -> Calibration:
+    """Score every τ on the validation fold and the out-of-source faces; write the report."""
+    classifier = Classifier(config.onnx)
+    found = prior.read(classifier.metadata.extra)
+    if found is None:
+        raise ConfigError(f"{config.onnx.name} records no age prior: export it again with this version of mask-train "
+                          "(runs trained with class weights or the weighted sampler)")
+    training_prior, applied = found
+    if applied:
+        raise ConfigError(f"{config.onnx.name} is already corrected (τ = {applied:g}): calibrate the file exported with --age-prior 0")
+    cache = Cache(config.cache)
+    geometry = cache.read_info().geometry
+    _, val_faces = split_faces(cache, config.fold)
+    labels = target_matrix(val_faces, classifier.metadata.age_boundary, False)[:, prior.AGE]
+    known = labels != IGNORE
+    val_probs = predict_onnx(classifier, [f for f, k in zip(val_faces, known) if k], config.batch_size, progress)["age"]
+    truth = labels[known]
+    oos = oos_check.load_set(config.oos_labels, config.oos_data, geometry.input_size, geometry.crop_margin, progress)
+    oos_probs = oos_check.predict_onnx(classifier, oos.crops, config.batch_size)
+
+    trials = []
+    for tau in taus(config.step):
+        bias = prior.logit_bias(training_prior, tau)
+        val_f1 = macro_f1(truth, np.argmax(prior.adjust(val_probs, bias), axis=1), len(training_prior))
+        figures = oos_check.figures(oos, oos_check.verdicts("", {**oos_probs, "age": prior.adjust(oos_probs["age"], bias)}))
+        values = [figures[f"age macro-F1, {part}"].value for part in ("all", "bare", "masked")]
+        trials.append(Trial(tau, val_f1, *values))
+    best = choose(trials)
+    out = config.out or config.onnx.with_suffix(".calibrate.md")
+    with atomic_open(out, "w", encoding="utf-8") as handle:
+        handle.write(_report(config, training_prior, trials, best, int(known.sum()), oos.describe()))
+    none = trials[0]
+    log.info("age prior correction: τ = %g (age macro-F1 on the validation fold %.4f -> %.4f, out of source %s -> %s); report %s",
+             best.tau, none.val_f1, best.val_f1, _figure(none.oos_f1), _figure(best.oos_f1), out)
+    return Calibration(trials, best, training_prior, out)
