@@ -26,7 +26,7 @@ from training.config import (
 
 COMMANDS = tuple(SECTIONS)
 #: A positional argument per command that needs one, to parse the rest.
-POSITIONAL = {"predict": ["photos"], "synth": ["faces"]}
+POSITIONAL = {"predict": ["photos"], "synth": ["faces"], "soup": ["run_a", "run_b"]}
 
 
 def test_toml_then_command_line(tmp_path):

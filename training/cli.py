@@ -116,6 +116,13 @@ def _run_calibrate(config, args) -> int:
     return 0
 
 
+def _run_soup(config, args) -> int:
+    from training.classifier.soup import make_soup
+
+    log.info("wrote %s", make_soup(config))
+    return 0
+
+
 def _run_predict(config, args) -> int:
     from training.classifier.predict import predict
 
@@ -175,7 +182,7 @@ def _run_finetune_detector(config, args) -> int:
 RUN: dict[str, Callable[..., int]] = {
     "export-detector": _run_export_detector, "prepare": _run_prepare, "eda": _run_eda, "split": _run_split,
     "train": _run_train, "teach": _run_teach, "tune": _run_tune, "evaluate": _run_evaluate, "export": _run_export,
-    "calibrate": _run_calibrate, "predict": _run_predict,
+    "calibrate": _run_calibrate, "soup": _run_soup, "predict": _run_predict,
     "synth": _run_synth, "eval-detector": _run_eval_detector, "finetune-detector": _run_finetune_detector,
 }
 
@@ -277,6 +284,13 @@ TEXTS: dict[str, tuple[str, str]] = {
         'once, score each TAU from 0 to 1 by the mean of the two age macro-F1s, and write a report of\n'
         'every TAU (in and out of source, bare vs masked) with the one to export with. The test split is\n'
         'never read.'
+    ),
+    'soup': (
+        'average runs of one recipe weight by weight into one network (a model soup)',
+        'For runs that started from the same weights (same trunk, same seed; e.g. the same recipe trained\n'
+        "for different lengths): the mean of their best checkpoints' weights, with BatchNorm's statistics\n"
+        "measured again on the first run's training crops, written as a run folder (--out) that export,\n"
+        "evaluate and export --ensemble take like any run: several runs in one network's time per face."
     ),
     'predict': (
         'classify a folder through core with an exported model',

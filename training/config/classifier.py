@@ -1,4 +1,4 @@
-"""Settings of the classifier jobs: `train`, `tune`, `evaluate`, `export`, `calibrate` and `predict`."""
+"""Settings of the classifier jobs: `train`, `tune`, `evaluate`, `export`, `calibrate`, `soup` and `predict`."""
 from __future__ import annotations
 
 import os
@@ -277,6 +277,29 @@ class CalibrateConfig:
             raise ConfigError("calibrate needs the exported file (--onnx) and the runs' cache (--cache, or cache in --config)")
         if not 0.0 < self.step <= 1.0:
             raise ConfigError(f"step must be in (0, 1], got {self.step}")
+
+
+@dataclass(frozen=True)
+class SoupConfig:
+    """Runs of one recipe (same trunk, same seed) averaged weight by weight into one network."""
+
+    runs: tuple[str, ...] = setting((), "run folders to average (their best checkpoints)", metavar="RUN_DIR", positional=True)
+    out: Path | None = setting(None, "run folder to write the soup to", metavar="DIR")
+    cache: Path | None = setting(None, "cache folder (default: the first run's)", metavar="DIR")
+    bn_crops: int = setting(3000, "training crops that measure the BatchNorm statistics again", metavar="N")
+    batch_size: int = setting(64, "batch size")
+    seed: int = setting(0, "which training crops are drawn")
+
+    def __post_init__(self) -> None:
+        coerce(self)
+        if len(self.runs) < 2:
+            raise ConfigError("a soup needs at least two runs")
+        if self.out is None:
+            raise ConfigError("soup needs the folder to write to (--out)")
+        if any(Path(self.out).resolve() == Path(r).resolve() for r in self.runs):
+            raise ConfigError("--out must not be one of the runs")
+        if self.bn_crops < 1:
+            raise ConfigError("bn_crops must be at least 1")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from training.config.base import ConfigError, coerce_value, field_default
-from training.config.classifier import CalibrateConfig, EvaluateConfig, ExportConfig, PredictConfig, TeachConfig, TrainConfig, TuneConfig
+from training.config.classifier import (CalibrateConfig, EvaluateConfig, ExportConfig, PredictConfig, SoupConfig, TeachConfig,
+                                         TrainConfig, TuneConfig)
 from training.config.data import EdaConfig, PrepareConfig, SplitConfig
 from training.config.detector import EvalDetectorConfig, ExportDetectorConfig, FinetuneDetectorConfig, SynthConfig
 
@@ -39,6 +40,7 @@ SECTIONS: dict[str, type] = {
     "evaluate": EvaluateConfig,
     "export": ExportConfig,
     "calibrate": CalibrateConfig,
+    "soup": SoupConfig,
     "predict": PredictConfig,
     "synth": SynthConfig,
     "eval-detector": EvalDetectorConfig,
