@@ -54,7 +54,13 @@ def members_prior(members: Sequence[tuple[TrainConfig, Cache]]) -> np.ndarray | 
     (a mix of balanced and unbalanced runs has no single correction)."""
     if not all(balances_age(config) for config, _ in members):
         return None
-    return np.mean([training_prior(config, cache) for config, cache in members], axis=0)
+    # Members of one fold share their training labels: each set is counted once.
+    keys = [(str(cache.root), config.fold, config.teacher, config.age_boundary) for config, cache in members]
+    counted: dict[tuple, np.ndarray] = {}
+    for key, (config, cache) in zip(keys, members):
+        if key not in counted:
+            counted[key] = training_prior(config, cache)
+    return np.mean([counted[key] for key in keys], axis=0)
 
 
 def logit_bias(prior: np.ndarray, tau: float) -> np.ndarray:

@@ -28,10 +28,11 @@ from tqdm import tqdm
 from core.atomic import atomic_open
 from core.crop import to_input
 from training import checkpoint
-from training.classifier.evaluate import load_best, model_from_state, runtime_crops
+from training.classifier.evaluate import runtime_crops
 from training.classifier.folds import split_faces
 from training.config import ConfigError, SoupConfig
 from training.data.cache import Cache
+from training.export.ensemble import load_members, shared
 
 log = logging.getLogger(__name__)
 
@@ -65,26 +66,20 @@ def recompute_batchnorm(model: torch.nn.Module, crops: np.ndarray, batch_size: i
     return len(layers)
 
 
-def _same(values: dict[str, object], what: str) -> None:
-    if len(set(map(str, values.values()))) > 1:
-        listed = ", ".join(f"{run}: {value}" for run, value in values.items())
-        raise ConfigError(f"soup ingredients must share their {what} ({listed})")
-
-
 def make_soup(config: SoupConfig, progress: bool = True) -> Path:
     """Average the runs' best checkpoints into config.out (a run folder); returns it."""
-    runs = [Path(r) for r in config.runs]
-    loaded = [(run, *load_best(run)) for run in runs]
-    _same({r.name: c.model for r, c, _ in loaded}, "architecture")
-    _same({r.name: c.single_head for r, c, _ in loaded}, "heads")
-    _same({r.name: c.seed for r, c, _ in loaded}, "seed (their heads must start from the same random weights)")
-    _same({r.name: c.weights for r, c, _ in loaded}, "starting weights (--weights)")
-    first_run, first_config, first_state = loaded[0]
+    members = load_members([Path(r) for r in config.runs])
+    for what, value_of in (("architecture", lambda m: m.config.model), ("heads", lambda m: m.config.single_head),
+                           ("seed (their heads must start from the same random weights)", lambda m: m.config.seed),
+                           ("starting weights (--weights)", lambda m: m.config.weights),
+                           ("crop geometry (their caches')", lambda m: str(Cache(config.cache or m.config.cache).read_info().geometry))):
+        shared(members, what, value_of, role="soup ingredients")
+    first = members[0]
+    first_config, first_state = first.config, first.state
     cache = Cache(config.cache or first_config.cache)
-    _same({r.name: Cache(config.cache or c.cache).read_info().geometry for r, c, _ in loaded}, "crop geometry (their caches')")
 
-    model = model_from_state(first_config, first_state)
-    model.load_state_dict(average_weights([s["model"] for _, _, s in loaded]))
+    model = first.model
+    model.load_state_dict(average_weights([m.state["model"] for m in members]))
     train_faces, _ = split_faces(cache, first_config.fold)
     # Shuffled, as training batches are: a batch of one source only has a smaller variance, and the
     # statistics are the mean of the batches' (in cache order they came out far too narrow).
@@ -94,16 +89,16 @@ def make_soup(config: SoupConfig, progress: bool = True) -> Path:
 
     out = Path(config.out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    scores = [float(s["score"]) for _, _, s in loaded]
     state = {**{k: first_state[k] for k in ("format", "config", "architecture", "heads") if k in first_state},
-             "epoch": int(first_state["epoch"]), "model": model.state_dict(), "score": float(np.mean(scores)),
-             "metrics": json.dumps({"soup": [r.name for r in runs]})}
+             "epoch": int(first_state["epoch"]), "model": model.state_dict(),
+             "score": float(np.mean([float(m.state["score"]) for m in members]))}
     checkpoint.save(out / "checkpoints" / "best.pt", state)
     with atomic_open(out / "config.json", "w", encoding="utf-8") as handle:
-        handle.write((first_run / "config.json").read_text(encoding="utf-8"))
-    ingredients = [{"run": str(r), "epoch": int(s["epoch"]), "validation_score": round(float(s["score"]), 4)} for r, _, s in loaded]
+        handle.write((first.run_dir / "config.json").read_text(encoding="utf-8"))
+    ingredients = [{"run": str(m.run_dir), "epoch": int(m.state["epoch"]), "validation_score": round(float(m.state["score"]), 4)}
+                   for m in members]
     with atomic_open(out / "soup.json", "w", encoding="utf-8") as handle:
         json.dump({"ingredients": ingredients, "batchnorm_crops": len(crops), "batchnorm_layers": layers}, handle, indent=1)
-    log.info("soup of %d runs (%s) -> %s; BatchNorm statistics of %d layers from %d training crops", len(runs),
-             ", ".join(r.name for r in runs), out, layers, len(crops))
+    log.info("soup of %d runs (%s) -> %s; BatchNorm statistics of %d layers from %d training crops", len(members),
+             ", ".join(m.run_dir.name for m in members), out, layers, len(crops))
     return out

@@ -132,16 +132,17 @@ def load_members(run_dirs: Sequence[Path]) -> list[Member]:
     return members
 
 
-def _same(members: list[Member], what: str, value_of) -> object:
+def shared(members: list[Member], what: str, value_of, role: str = "ensemble members") -> object:
+    """The one value of `value_of` that all members have; an error naming each member's when they differ."""
     values = {m.run_dir: value_of(m) for m in members}
     if len(set(values.values())) > 1:
         listed = ", ".join(f"{d.name}: {v}" for d, v in values.items())
-        raise ConfigError(f"ensemble members must share their {what}; they differ ({listed})")
+        raise ConfigError(f"{role} must share their {what}; they differ ({listed})")
     return next(iter(values.values()))
 
 
 def build_ensemble(members: list[Member], flip: bool, age_bias: Sequence[float] | None = None) -> Ensemble:
-    heads = _same(members, "heads", lambda m: tuple(m.model.head_names))
+    heads = shared(members, "heads", lambda m: tuple(m.model.head_names))
     normalisation = [(tuple(d["mean"]), tuple(d["std"])) for d in (m.model.data_config() for m in members)]
     return Ensemble([m.model for m in members], heads, flip, normalisation, age_bias).eval()  # type: ignore[arg-type]
 
@@ -158,8 +159,8 @@ def export_ensemble(config: ExportConfig) -> Path:
     all but their own fold, so no crop is unseen by all of them)."""
     members = load_members(member_dirs(config.ensemble or (str(config.run_dir),)))
     caches = {m.run_dir: Cache(config.cache or m.config.cache) for m in members}
-    input_size, crop_margin = _same(members, "input size and crop margin (their caches')", lambda m: _geometry(caches[m.run_dir]))  # type: ignore[misc]
-    age_boundary = _same(members, "age boundary", lambda m: m.config.age_boundary)
+    input_size, crop_margin = shared(members, "input size and crop margin (their caches')", lambda m: _geometry(caches[m.run_dir]))  # type: ignore[misc]
+    age_boundary = shared(members, "age boundary", lambda m: m.config.age_boundary)
     age_prior = prior.members_prior([(m.config, caches[m.run_dir]) for m in members])
     if config.age_prior and age_prior is None:
         raise ConfigError("--age-prior corrects runs trained with class weights or the weighted sampler, all of them; "
