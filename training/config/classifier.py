@@ -245,6 +245,7 @@ class ExportConfig:
     check_crops: int = setting(16, "cached crops compared between torch and onnxruntime", metavar="N")
     age_prior: float = setting(0.0, "correct the age head of runs trained with class weights towards the training photos' "
                                     "age frequencies: 0 off, 1 in full (mask-train calibrate chooses it)", metavar="TAU")
+    half_weights: bool = setting(False, "store the weights as float16: half the file, same speed (onnxruntime computes in float32)")
 
     def __post_init__(self) -> None:
         coerce(self)

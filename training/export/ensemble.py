@@ -206,4 +206,4 @@ def export_ensemble(config: ExportConfig) -> Path:
     out = config.out or first.run_dir.parent / "ensemble.onnx"
     log.info("ensemble of %d (%s), TTA %s, age prior correction τ = %g", len(members), ", ".join(m.run_dir.name for m in members),
              tta, config.age_prior)
-    return export_classifier(ensemble, metadata, out, check, probabilities=True)
+    return export_classifier(ensemble, metadata, out, check, probabilities=True, half_weights=config.half_weights)

@@ -14,11 +14,14 @@ from core.classifier import Classifier
 from core.crop import to_input
 from core.metadata import ModelMetadata
 from core.ort import create_session
+from training.export.half import store_half
 
 log = logging.getLogger(__name__)
 
 #: The largest difference in any probability between onnxruntime and torch that export accepts.
 PARITY_TOLERANCE = 1e-4
+#: The same with float16 weights (training.export.half): their rounding moves probabilities by up to ~7e-4.
+HALF_PARITY_TOLERANCE = 2e-3
 
 
 class ExportError(RuntimeError):
@@ -44,13 +47,15 @@ def export_classifier(
     path: str | Path,
     check_crops_bgr: np.ndarray | None = None,
     probabilities: bool = False,
+    half_weights: bool = False,
 ) -> Path:
     """Write `model` to `path` with `metadata`, after checking onnxruntime agrees with torch.
 
     `model` returns a dict of logits per head; with `probabilities` it already returns the
     probability tuple in metadata head order (an ensemble that averages them, training.export.ensemble).
     `check_crops_bgr` are real face crops (N×S×S×3 BGR uint8, made by core.crop.crop_face) to
-    compare on; random crops are used when none are given. An existing file at `path` is only
+    compare on; random crops are used when none are given. `half_weights` stores the large weights
+    as float16 (half the file; arithmetic stays float32). An existing file at `path` is only
     replaced once the new one has passed, so a failed export never breaks a working model.
     """
     if Path(path).is_dir():
@@ -79,12 +84,16 @@ def export_classifier(
         del proto.metadata_props[:]
         for key, value in metadata.to_props().items():
             proto.metadata_props.add(key=key, value=value)
+        if half_weights:
+            converted = store_half(proto)
+            proto.metadata_props.add(key="weight_storage", value=f"float16 ({converted} tensors)")
         onnx.save(proto, str(tmp))
 
         Classifier(tmp)  # validates the metadata and graph exactly as the app will
         got = create_session(tmp).run(heads, {"image": batch.numpy()})
         worst = max(float(np.abs(g - want).max()) for g, want in zip(got, expected))
-        if worst > PARITY_TOLERANCE:
-            raise ExportError(f"onnxruntime differs from torch by {worst:.2e} (> {PARITY_TOLERANCE:.0e}); not written")
+        tolerance = HALF_PARITY_TOLERANCE if half_weights else PARITY_TOLERANCE
+        if worst > tolerance:
+            raise ExportError(f"onnxruntime differs from torch by {worst:.2e} (> {tolerance:.0e}); not written")
     log.info("exported %s (max |ORT - torch| = %.2e on %d crops)", path, worst, len(check_crops_bgr))
     return path

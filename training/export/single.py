@@ -54,4 +54,4 @@ def export_run(config: ExportConfig) -> Path:
     )
     check = runtime_crops(val_faces[: config.check_crops])
     out = config.out or Path(config.run_dir) / "classifier.onnx"
-    return export_classifier(model, metadata, out, check)
+    return export_classifier(model, metadata, out, check, half_weights=config.half_weights)
