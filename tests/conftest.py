@@ -65,8 +65,10 @@ def samples_dir() -> Path:
     return REPO / "assets" / "samples"
 
 
-def build_random_classifier(path: Path, heads: str = "three", input_size: int = 64, age_boundary: int = 60) -> Path:
-    """Export a randomly initialised network with real metadata: plumbing, not accuracy."""
+def build_random_classifier(path: Path, heads: str = "three", input_size: int = 64, age_boundary: int = 60,
+                            check_crops_bgr=None, half_weights: bool = False) -> Path:
+    """Export a randomly initialised network with real metadata: plumbing, not accuracy. The same
+    weights every call (seed 0); `check_crops_bgr` and `half_weights` go to export_classifier."""
     pytest.importorskip("torch")
     import torch
 
@@ -87,7 +89,7 @@ def build_random_classifier(path: Path, heads: str = "three", input_size: int = 
         model_version="test-random-0", training_data="none: random weights for tests",
         architecture="mobilenetv3_small_050", age_boundary=age_boundary,
     )
-    return export_classifier(model, metadata, path)
+    return export_classifier(model, metadata, path, check_crops_bgr, half_weights=half_weights)
 
 
 @pytest.fixture(scope="session")

@@ -12,30 +12,15 @@ pytest.importorskip("torch")
 pytest.importorskip("timm")
 
 import onnx  # noqa: E402
-import torch  # noqa: E402
 from onnx import TensorProto, numpy_helper  # noqa: E402
 
 from core.classifier import Classifier  # noqa: E402
-from core.labels import LABEL_NAMES  # noqa: E402
-from core.metadata import ModelMetadata  # noqa: E402
-from training.classifier.model import MaskClassifier  # noqa: E402
 from training.export import onnx as export_onnx  # noqa: E402
 from training.export.half import MIN_ELEMENTS, SUFFIX, store_half  # noqa: E402
+from tests.conftest import build_random_classifier  # noqa: E402
 from tests.train_helpers import utk_faces  # noqa: E402
 
 SIZE = 64
-
-
-def _model_and_metadata() -> tuple[MaskClassifier, ModelMetadata]:
-    torch.manual_seed(0)
-    model = MaskClassifier("mobilenetv3_small_050").eval()
-    config = model.data_config()
-    metadata = ModelMetadata(
-        heads=dict(LABEL_NAMES), input_size=SIZE, mean=config["mean"], std=config["std"], crop_margin=0.2,
-        model_version="half-test", training_data="none: random weights for tests", architecture="mobilenetv3_small_050",
-        age_boundary=60,
-    )
-    return model, metadata
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +33,8 @@ def faces(shared_data: Path) -> np.ndarray:
 def exported(tmp_path_factory, faces) -> tuple[Path, Path]:
     """The same network exported in float32 and with float16 weights: (full, half)."""
     root = tmp_path_factory.mktemp("half")
-    model, metadata = _model_and_metadata()
-    full = export_onnx.export_classifier(model, metadata, root / "full.onnx", faces)
-    half = export_onnx.export_classifier(model, metadata, root / "half.onnx", faces, half_weights=True)
+    full = build_random_classifier(root / "full.onnx", input_size=SIZE, check_crops_bgr=faces)
+    half = build_random_classifier(root / "half.onnx", input_size=SIZE, check_crops_bgr=faces, half_weights=True)
     return full, half
 
 
@@ -101,12 +85,11 @@ def test_store_half_keeps_tensors_float16_cannot_hold():
 
 
 def test_a_half_export_outside_tolerance_leaves_the_working_file(tmp_path, faces, monkeypatch):
-    model, metadata = _model_and_metadata()
-    target = export_onnx.export_classifier(model, metadata, tmp_path / "classifier.onnx", faces)
+    target = build_random_classifier(tmp_path / "classifier.onnx", input_size=SIZE, check_crops_bgr=faces)
     before = target.read_bytes()
     monkeypatch.setattr(export_onnx, "HALF_PARITY_TOLERANCE", 0.0)
     with pytest.raises(export_onnx.ExportError, match="differs from torch"):
-        export_onnx.export_classifier(model, metadata, target, faces, half_weights=True)
+        build_random_classifier(target, input_size=SIZE, check_crops_bgr=faces, half_weights=True)
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["classifier.onnx"]
 
