@@ -123,6 +123,16 @@ def _run_soup(config, args) -> int:
     return 0
 
 
+def _run_recover(config, args) -> int:
+    from training.export.recover import recover
+
+    # The run folders carry the recipe's [train] settings (cache, age boundary, ...), as tune's trials do.
+    recipe = make_config(TrainConfig, load_toml(args.config), "train", **({"cache": config.cache} if config.cache else {}))
+    for run_dir in recover(config, recipe):
+        log.info("wrote %s", run_dir)
+    return 0
+
+
 def _run_predict(config, args) -> int:
     from training.classifier.predict import predict
 
@@ -182,7 +192,7 @@ def _run_finetune_detector(config, args) -> int:
 RUN: dict[str, Callable[..., int]] = {
     "export-detector": _run_export_detector, "prepare": _run_prepare, "eda": _run_eda, "split": _run_split,
     "train": _run_train, "teach": _run_teach, "tune": _run_tune, "evaluate": _run_evaluate, "export": _run_export,
-    "calibrate": _run_calibrate, "soup": _run_soup, "predict": _run_predict,
+    "calibrate": _run_calibrate, "soup": _run_soup, "recover": _run_recover, "predict": _run_predict,
     "synth": _run_synth, "eval-detector": _run_eval_detector, "finetune-detector": _run_finetune_detector,
 }
 
@@ -291,6 +301,16 @@ TEXTS: dict[str, tuple[str, str]] = {
         "for different lengths): the mean of their best checkpoints' weights, with BatchNorm's statistics\n"
         "measured again on the first run's training crops, written as a run folder (--out) that export,\n"
         "evaluate and export --ensemble take like any run: several runs in one network's time per face."
+    ),
+    'recover': (
+        'write the networks inside an exported classifier back as run folders',
+        "Read each network of an ONNX file that `mask-train export` wrote (one network, or every member of\n"
+        'an ensemble) back into a run folder with checkpoints/best.pt, so that export --ensemble can add new\n'
+        'runs to the shipped ones and evaluate / calibrate / soup can look at each network, without the\n'
+        'original checkpoints. The run folders take the --config recipe\'s [train] settings (cache, age\n'
+        "boundary); the file's TTA and age prior correction are not part of them. BatchNorm was folded into\n"
+        'the convolutions by the export, so a recovered network is for evaluation and ensembles, not for\n'
+        'training further. Checked against the file before anything is written.'
     ),
     'predict': (
         'classify a folder through core with an exported model',

@@ -1,4 +1,4 @@
-"""Settings of the classifier jobs: `train`, `tune`, `evaluate`, `export`, `calibrate`, `soup` and `predict`."""
+"""Settings of the classifier jobs: `train`, `tune`, `evaluate`, `export`, `calibrate`, `soup`, `recover` and `predict`."""
 from __future__ import annotations
 
 import os
@@ -301,6 +301,26 @@ class SoupConfig:
             raise ConfigError("--out must not be one of the runs")
         if self.bn_crops < 1:
             raise ConfigError("bn_crops must be at least 1")
+
+
+@dataclass(frozen=True)
+class RecoverConfig:
+    """The networks of an exported classifier written back as run folders (the recipe's [train] settings)."""
+
+    onnx: Path | None = setting(None, "classifier file written by `mask-train export` (e.g. assets/models/classifier.onnx)",
+                                metavar="FILE")
+    out: Path | None = setting(None, "folder to write one run folder per network into", metavar="DIR")
+    cache: Path | None = setting(None, "cache folder the run folders name (default: the recipe's)", metavar="DIR")
+    check_crops: int = setting(32, "cached crops compared between the file and the recovered networks", metavar="N")
+
+    def __post_init__(self) -> None:
+        coerce(self)
+        if self.onnx is None or self.out is None:
+            raise ConfigError("recover needs the file (--onnx) and the folder to write to (--out)")
+        if not Path(self.onnx).is_file():
+            raise ConfigError(f"--onnx {self.onnx}: no such file")
+        if self.check_crops < 1:
+            raise ConfigError("check_crops must be at least 1")
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from training.config.base import ConfigError, coerce_value, field_default
-from training.config.classifier import (CalibrateConfig, EvaluateConfig, ExportConfig, PredictConfig, SoupConfig, TeachConfig,
-                                         TrainConfig, TuneConfig)
+from training.config.classifier import (CalibrateConfig, EvaluateConfig, ExportConfig, PredictConfig, RecoverConfig, SoupConfig,
+                                         TeachConfig, TrainConfig, TuneConfig)
 from training.config.data import EdaConfig, PrepareConfig, SplitConfig
 from training.config.detector import EvalDetectorConfig, ExportDetectorConfig, FinetuneDetectorConfig, SynthConfig
 
@@ -41,6 +41,7 @@ SECTIONS: dict[str, type] = {
     "export": ExportConfig,
     "calibrate": CalibrateConfig,
     "soup": SoupConfig,
+    "recover": RecoverConfig,
     "predict": PredictConfig,
     "synth": SynthConfig,
     "eval-detector": EvalDetectorConfig,

@@ -1,0 +1,269 @@
+"""`recover`: the networks inside an exported classifier back as run folders.
+
+The shipped file is often the only copy of its networks (checkpoints live in a git-ignored cache
+that a fresh machine does not have). Recovering them lets `export --ensemble` add new runs to the
+shipped ones, and lets `evaluate`, `calibrate` and `soup` look at each network on its own, without
+training them again.
+
+The exporter folds each BatchNorm into the convolution before it (weight scaled, a bias added), so
+the statistics cannot be split out again: a recovered network's BatchNorm layers are the identity
+plus that bias (mean 0, variance 1 − eps, scale 1). In eval mode it computes exactly what the file
+does; training it again re-learns BatchNorm statistics from scratch, so use it for evaluation and
+ensembles, not as a starting point for fine-tuning.
+
+Each recovered network is checked against the file before anything is written: the torch ensemble
+rebuilt from them (same flip TTA, same age prior correction) must give onnxruntime's probabilities.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from google.protobuf.message import DecodeError
+from onnx import numpy_helper
+from torch import nn
+
+from core.atomic import atomic_open
+from core.metadata import ModelMetadata
+from core.ort import create_session
+from training import checkpoint
+from training.classifier.model import MaskClassifier, build_model
+from training.classifier.train import CHECKPOINT_FORMAT
+from training.config import ConfigError, RecoverConfig, TrainConfig
+from training.config.files import saved_dict
+from training.export.ensemble import Ensemble
+from training.export.onnx import PARITY_TOLERANCE, ExportError
+
+log = logging.getLogger(__name__)
+
+#: `<member prefix>backbone.<module>.weight`: the prefix is "members.K." in an ensemble, "model." alone.
+_WEIGHT_NAME = re.compile(r"^(?P<prefix>(?:members\.\d+\.)?(?:model\.)?)(?P<module>(?:backbone|heads)\..+)\.weight$")
+
+
+@dataclass(frozen=True)
+class RecoveredNetwork:
+    """One network of the file: its weights as a MaskClassifier and what the metadata says of it."""
+
+    name: str
+    fold: int
+    epoch: int
+    validation_score: float
+    model: MaskClassifier
+
+
+class _GraphTensors:
+    """Initializers by name, float16-stored ones (training.export.half) read back through their Cast."""
+
+    def __init__(self, graph: onnx.GraphProto) -> None:
+        self.arrays = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        self.cast_from = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Cast" and n.input[0] in self.arrays}
+
+    def get(self, name: str) -> np.ndarray:
+        source = self.cast_from.get(name, name)
+        if source not in self.arrays:
+            raise ExportError(f"tensor {name} is not a stored weight: not a graph `mask-train export` wrote")
+        return self.arrays[source].astype(np.float32)
+
+
+def _layers(graph: onnx.GraphProto, tensors: _GraphTensors) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """prefix -> module name -> (weight, bias) for every Conv and Gemm whose weight is a stored tensor."""
+    found: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    for node in graph.node:
+        match = _WEIGHT_NAME.match(node.input[1]) if node.op_type in ("Conv", "Gemm") else None
+        if match is None:
+            continue
+        weight = tensors.get(node.input[1])
+        has_bias = len(node.input) > 2 and node.input[2]
+        bias = tensors.get(node.input[2]) if has_bias else np.zeros(weight.shape[0], dtype=np.float32)
+        found.setdefault(match["prefix"], {})[match["module"]] = (weight, bias)
+    return found
+
+
+def _network(layers: dict[str, tuple[np.ndarray, np.ndarray]], architecture: str, heads: dict[str, int],
+             metadata: ModelMetadata) -> MaskClassifier:
+    """A MaskClassifier holding `layers`, BatchNorm turned into "add the folded bias"."""
+    model = build_model(architecture, single_head=list(heads) == ["class"])
+    if list(model.head_names) != list(heads) or any(model.heads[f"{h}_head"].out_features != n for h, n in heads.items()):
+        raise ExportError(f"the file's heads {heads} do not match a {architecture} classifier's")
+    model.input_mean.copy_(torch.tensor(metadata.mean))
+    model.input_std.copy_(torch.tensor(metadata.std))
+    modules = [(name, m) for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear))]
+    used: set[str] = set()
+    pending_bias: np.ndarray | None = None
+    with torch.no_grad():
+        for index, (name, module) in enumerate(modules):
+            if isinstance(module, nn.BatchNorm2d):
+                if pending_bias is None:
+                    raise ExportError(f"{name}: a BatchNorm with no convolution before it; cannot place its folded bias")
+                module.weight.fill_(1.0)
+                module.running_mean.zero_()
+                module.running_var.fill_(1.0 - module.eps)
+                _copy(module.bias, pending_bias, name)
+                pending_bias = None
+                continue
+            if name not in layers:
+                if isinstance(module, nn.Linear) and not name.startswith("heads."):
+                    continue  # e.g. a trunk's own classifier, unused with num_classes=0
+                raise ExportError(f"the file has no weights for {name}: not a {architecture} network")
+            weight, bias = layers[name]
+            _copy(module.weight, weight, name)
+            followed_by_norm = index + 1 < len(modules) and isinstance(modules[index + 1][1], nn.BatchNorm2d)
+            if followed_by_norm:  # the folded bias belongs after the normalisation, which is now "+ bias"
+                pending_bias = bias
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif module.bias is not None:
+                _copy(module.bias, bias, name + " bias")
+            elif np.any(bias != 0):
+                raise ExportError(f"{name}: the file gives it a bias the network has no place for")
+            used.add(name)
+    left = sorted(set(layers) - used)
+    if left:
+        raise ExportError(f"the file has layers a {architecture} classifier does not ({', '.join(left[:3])}...)")
+    return model.eval()
+
+
+def _copy(target: torch.Tensor, value: np.ndarray, what: str) -> None:
+    if tuple(target.shape) != value.shape:
+        raise ExportError(f"{what}: the file's shape {value.shape} is not the network's {tuple(target.shape)}")
+    target.copy_(torch.from_numpy(value))
+
+
+def read_networks(path: str | Path) -> tuple[list[RecoveredNetwork], ModelMetadata, dict[str, str]]:
+    """The networks of an exported classifier (one, or an ensemble's members in order), its
+    metadata and its raw metadata properties."""
+    try:
+        proto = onnx.load(str(path))
+    except DecodeError as exc:
+        raise ExportError(f"{path} is not a readable ONNX file ({exc})") from exc
+    props = {p.key: p.value for p in proto.metadata_props}
+    metadata = ModelMetadata.from_props(props)
+    if any(n.op_type == "BatchNormalization" for n in proto.graph.node):
+        raise ExportError(f"{path}: BatchNorm is not folded into the convolutions; only files written by `mask-train export` can be recovered")
+    tensors = _GraphTensors(proto.graph)
+    by_prefix = _layers(proto.graph, tensors)
+    prefixes = sorted(by_prefix, key=lambda p: int(p.split(".")[1]) if p.startswith("members.") else 0)
+    if not prefixes:
+        raise ExportError(f"{path}: no classifier weights found; not a file `mask-train export` wrote")
+    if any(p.endswith("model.") and p.startswith("members.") for p in prefixes):
+        raise ExportError(f"{path}: its members were normalised differently; recovering such an ensemble is not supported")
+    described = json.loads(props["ensemble"]) if "ensemble" in props else [{
+        "run": metadata.model_version, "fold": -1, "epoch": int(props.get("epoch", 0)),
+        "architecture": metadata.architecture, "validation_score": float(props.get("validation_score", 0.0))}]
+    if len(described) != len(prefixes):
+        raise ExportError(f"{path}: its metadata lists {len(described)} networks but the graph holds {len(prefixes)}")
+    heads = {name: len(labels) for name, labels in metadata.heads.items()}
+    networks = []
+    for prefix, about in zip(prefixes, described):
+        model = _network(by_prefix[prefix], about["architecture"], heads, metadata)
+        networks.append(RecoveredNetwork(str(about["run"]), int(about["fold"]), int(about["epoch"]),
+                                         float(about["validation_score"]), model))
+    return networks, metadata, props
+
+
+def _age_bias(props: dict[str, str]) -> list[float] | None:
+    described = json.loads(props["age_prior"]) if "age_prior" in props else {}
+    return described.get("logit_bias") if described.get("tau") else None
+
+
+def rebuilt_graph(networks: list[RecoveredNetwork], metadata: ModelMetadata, props: dict[str, str]) -> nn.Module:
+    """The torch module that computes what the file does (its TTA and age prior correction included)."""
+    heads = list(metadata.heads)
+    flip = props.get("tta") == "hflip"
+    return Ensemble([n.model for n in networks], heads, flip, None, _age_bias(props)).eval()
+
+
+def check_parity(path: str | Path, module: nn.Module, metadata: ModelMetadata, crops_bgr: np.ndarray) -> float:
+    """The largest difference in any probability between the file (onnxruntime) and `module`."""
+    from core.crop import to_input
+
+    batch = to_input(crops_bgr, metadata.mean, metadata.std)
+    heads = list(metadata.heads)
+    got = create_session(path).run(heads, {"image": batch})
+    with torch.no_grad():
+        want = [t.numpy() for t in module(torch.from_numpy(batch))]
+    return max(float(np.abs(g - w).max()) for g, w in zip(got, want))
+
+
+def _check_crops(train: TrainConfig, count: int, size: int) -> np.ndarray:
+    """Real crops from the recipe's cache when it has been prepared, random ones otherwise."""
+    from training.classifier.evaluate import runtime_crops
+    from training.classifier.folds import split_faces
+    from training.data.cache import Cache
+
+    cache = Cache(train.cache)
+    try:
+        train_faces, val_faces = split_faces(cache, train.fold)
+    except (ConfigError, OSError) as exc:
+        log.warning("no cached crops to check on (%s): using random crops", exc)
+        return np.random.default_rng(0).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+    faces = val_faces + train_faces
+    return runtime_crops(faces[:: max(1, len(faces) // count)][:count])
+
+
+def recover(config: RecoverConfig, recipe: TrainConfig) -> list[Path]:
+    """Write each network of config.onnx as a run folder under config.out; returns the folders."""
+    networks, metadata, props = read_networks(config.onnx)
+    if recipe.age_boundary != metadata.age_boundary:
+        raise ConfigError(f"the recipe's age_boundary {recipe.age_boundary} is not the file's {metadata.age_boundary}")
+    crops = _check_crops(recipe, config.check_crops, metadata.input_size)
+    worst = check_parity(config.onnx, rebuilt_graph(networks, metadata, props), metadata, crops)
+    if worst > PARITY_TOLERANCE:
+        raise ExportError(f"the recovered networks differ from {config.onnx} by {worst:.2e} (> {PARITY_TOLERANCE:.0e}); nothing written")
+    log.info("%d network(s) recovered from %s (max |ORT - torch| = %.2e on %d crops)", len(networks), config.onnx, worst, len(crops))
+
+    out = Path(config.out)
+    names = [n.name for n in networks]
+    run_dirs = [out / (n.name if names.count(n.name) == 1 else f"{n.name}_{i}") for i, n in enumerate(networks)]
+    taken = [str(d) for d in run_dirs if (d / "checkpoints" / "best.pt").exists()]
+    if taken:
+        raise ConfigError(f"{', '.join(taken)} already hold a run: choose another --out (nothing was written)")
+    run_configs = [dataclasses.replace(recipe, run_dir=run_dir, fold=network.fold if network.fold >= 0 else recipe.fold,
+                                       model=network.model.architecture) for network, run_dir in zip(networks, run_dirs)]
+    _compare_age_prior(props, run_configs)
+    written = []
+    for index, (network, run_dir, run_config) in enumerate(zip(networks, run_dirs, run_configs)):
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        settings = json.dumps(saved_dict(run_config))
+        checkpoint.save(run_dir / "checkpoints" / "best.pt", {
+            "format": CHECKPOINT_FORMAT, "epoch": network.epoch, "model": network.model.state_dict(),
+            "score": network.validation_score, "config": settings, "architecture": network.model.architecture,
+            "heads": list(network.model.head_names),
+        })
+        with atomic_open(run_dir / "config.json", "w", encoding="utf-8") as handle:
+            handle.write(settings)
+        with atomic_open(run_dir / "recovered.json", "w", encoding="utf-8") as handle:
+            json.dump({"from": str(config.onnx), "model_version": metadata.model_version, "member": index,
+                       "batchnorm": "folded into the convolutions by the export: identity plus bias (eval mode only)",
+                       "max_difference": worst}, handle, indent=1)
+        written.append(run_dir)
+    return written
+
+
+def _compare_age_prior(props: dict[str, str], run_configs: list[TrainConfig]) -> None:
+    """Warn when the recipe and its cache would not give the file's age prior again: a re-export
+    with --age-prior would then correct the age head differently from the file."""
+    from training.classifier import prior
+    from training.data.cache import Cache
+
+    recorded = json.loads(props["age_prior"]).get("training_prior") if "age_prior" in props else None
+    if recorded is None:
+        return
+    try:
+        again = prior.members_prior([(c, Cache(c.cache)) for c in run_configs])
+    except (ConfigError, OSError) as exc:
+        log.warning("cannot compare the file's age prior with the recipe's cache (%s)", exc)
+        return
+    if again is None:
+        log.warning("the file's networks were trained with class weights or the weighted sampler, the recipe's [train] "
+                    "says neither: export --age-prior will refuse these runs (give the recipe they were trained with)")
+    elif np.abs(np.asarray(recorded) - again).max() > 1e-3:
+        log.warning("the recipe's cache gives the age prior %s, the file was exported with %s: a re-export with "
+                    "--age-prior corrects differently", np.round(again, 6).tolist(), recorded)
