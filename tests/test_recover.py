@@ -131,6 +131,10 @@ def test_recovered_runs_export_back_to_the_same_classifier(ensemble_file, shared
         assert np.abs(getattr(before, head) - getattr(after, head)).max() <= 1e-5
     assert json.loads(Classifier(again).metadata.extra["ensemble"]) == json.loads(Classifier(file).metadata.extra["ensemble"])
 
+    # Their BatchNorm is folded: a soup (which measures its statistics again) refuses them.
+    assert main(["soup", *map(str, runs), "--out", str(root / "soup")]) == 2
+    assert not (root / "soup").exists()
+
     # A second recover into the same folder would overwrite those runs: refused, nothing touched.
     stamp = (runs[0] / "checkpoints" / "best.pt").stat().st_mtime_ns
     assert main(["recover", "--config", str(recipe), "--onnx", str(file), "--out", str(out), "--cache", str(cache)]) == 2

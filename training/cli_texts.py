@@ -110,11 +110,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         'write the networks inside an exported classifier back as run folders',
         "Read each network of an ONNX file that `mask-train export` wrote (one network, or every member of\n"
         'an ensemble) back into a run folder with checkpoints/best.pt, so that export --ensemble can add new\n'
-        'runs to the shipped ones and evaluate / calibrate / soup can look at each network, without the\n'
-        'original checkpoints. The run folders take the --config recipe\'s [train] settings (cache, age\n'
+        'runs to the shipped ones and evaluate (or export and calibrate) can look at each network, without\n'
+        'the original checkpoints. The run folders take the --config recipe\'s [train] settings (cache, age\n'
         "boundary); the file's TTA and age prior correction are not part of them. BatchNorm was folded into\n"
         'the convolutions by the export, so a recovered network is for evaluation and ensembles, not for\n'
-        'training further. Checked against the file before anything is written.'
+        'training further or soup. Checked against the file before anything is written.'
     ),
     'predict': (
         'classify a folder through core with an exported model',

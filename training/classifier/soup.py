@@ -68,6 +68,10 @@ def recompute_batchnorm(model: torch.nn.Module, crops: np.ndarray, batch_size: i
 
 def make_soup(config: SoupConfig, progress: bool = True) -> Path:
     """Average the runs' best checkpoints into config.out (a run folder); returns it."""
+    recovered = [str(r) for r in config.runs if (Path(r) / "recovered.json").is_file()]
+    if recovered:  # training.export.recover: their BatchNorm is "add the folded bias", with no statistics to measure again
+        raise ConfigError(f"{', '.join(recovered)}: recovered from an exported file (BatchNorm folded); "
+                          "a soup needs the trained checkpoints")
     members = load_members([Path(r) for r in config.runs])
     for what, value_of in (("architecture", lambda m: m.config.model), ("heads", lambda m: m.config.single_head),
                            ("seed (their heads must start from the same random weights)", lambda m: m.config.seed),

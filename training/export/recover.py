@@ -2,14 +2,14 @@
 
 The shipped file is often the only copy of its networks (checkpoints live in a git-ignored cache
 that a fresh machine does not have). Recovering them lets `export --ensemble` add new runs to the
-shipped ones, and lets `evaluate`, `calibrate` and `soup` look at each network on its own, without
-training them again.
+shipped ones, and lets `evaluate` (or `export` and `calibrate`) look at each network on its own,
+without training them again.
 
 The exporter folds each BatchNorm into the convolution before it (weight scaled, a bias added), so
 the statistics cannot be split out again: a recovered network's BatchNorm layers are the identity
 plus that bias (mean 0, variance 1 − eps, scale 1). In eval mode it computes exactly what the file
-does; training it again re-learns BatchNorm statistics from scratch, so use it for evaluation and
-ensembles, not as a starting point for fine-tuning.
+does; training it again (or `soup`, which measures BatchNorm statistics again) would re-learn them
+from scratch, so use it for evaluation and ensembles, not as a starting point for fine-tuning.
 
 Each recovered network is checked against the file before anything is written: the torch ensemble
 rebuilt from them (same flip TTA, same age prior correction) must give onnxruntime's probabilities.
