@@ -231,18 +231,19 @@ def recover(config: RecoverConfig, recipe: TrainConfig) -> list[Path]:
     written = []
     for index, (network, run_dir, run_config) in enumerate(zip(networks, run_dirs, run_configs)):
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        # recovered.json first: whatever stops the writing, a checkpoint never lies there without it (soup checks it).
+        with atomic_open(run_dir / "recovered.json", "w", encoding="utf-8") as handle:
+            json.dump({"from": str(config.onnx), "model_version": metadata.model_version, "member": index,
+                       "batchnorm": "folded into the convolutions by the export: identity plus bias (eval mode only)",
+                       "max_difference": worst}, handle, indent=1)
         settings = json.dumps(saved_dict(run_config))
+        with atomic_open(run_dir / "config.json", "w", encoding="utf-8") as handle:
+            handle.write(settings)
         checkpoint.save(run_dir / "checkpoints" / "best.pt", {
             "format": CHECKPOINT_FORMAT, "epoch": network.epoch, "model": network.model.state_dict(),
             "score": network.validation_score, "config": settings, "architecture": network.model.architecture,
             "heads": list(network.model.head_names),
         })
-        with atomic_open(run_dir / "config.json", "w", encoding="utf-8") as handle:
-            handle.write(settings)
-        with atomic_open(run_dir / "recovered.json", "w", encoding="utf-8") as handle:
-            json.dump({"from": str(config.onnx), "model_version": metadata.model_version, "member": index,
-                       "batchnorm": "folded into the convolutions by the export: identity plus bias (eval mode only)",
-                       "max_difference": worst}, handle, indent=1)
         written.append(run_dir)
     return written
 
