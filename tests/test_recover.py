@@ -65,7 +65,7 @@ def test_a_recovered_network_computes_what_the_trained_one_did(tmp_path, shared_
     want = _probabilities(model, faces, metadata)
     for half, tolerance in ((False, 1e-5), (True, 2e-3)):
         path = export_classifier(model, metadata, tmp_path / f"half{half}.onnx", faces, half_weights=half)
-        networks, _, _ = read_networks(path)
+        networks, _ = read_networks(path)
         assert len(networks) == 1
         got = _probabilities(networks[0].model, faces, metadata)
         for head in LABEL_NAMES:
@@ -73,12 +73,12 @@ def test_a_recovered_network_computes_what_the_trained_one_did(tmp_path, shared_
 
 
 def test_the_shipped_classifier_recovers_to_what_it_computes(shared_data):
-    networks, metadata, props = read_networks(SHIPPED)
-    described = json.loads(props["ensemble"])
+    networks, metadata = read_networks(SHIPPED)
+    described = json.loads(metadata.extra["ensemble"])
     assert [n.name for n in networks] == [m["run"] for m in described]
     assert [n.epoch for n in networks] == [m["epoch"] for m in described]
     faces = _faces(shared_data, metadata.input_size, 16)
-    graph = rebuilt_graph(networks, metadata, props)
+    graph = rebuilt_graph(networks, metadata)
     assert check_parity(SHIPPED, graph, metadata, faces) <= 1e-5
     # The check can fail: the same networks without the file's age prior correction do not match.
     graph.age_bias = None

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -147,6 +148,11 @@ def build_ensemble(members: list[Member], flip: bool, age_bias: Sequence[float] 
     return Ensemble([m.model for m in members], heads, flip, normalisation, age_bias).eval()  # type: ignore[arg-type]
 
 
+def spread_crops(faces: Sequence, count: int) -> np.ndarray:
+    """The runtime crops of `count` faces spread evenly over `faces` (every source, not just the first)."""
+    return runtime_crops(faces[:: max(1, len(faces) // count)][:count])
+
+
 def _geometry(cache: Cache) -> tuple[int, float]:
     geometry = cache.read_info().geometry
     return geometry.input_size, geometry.crop_margin
@@ -201,8 +207,7 @@ def export_ensemble(config: ExportConfig) -> Path:
             **({prior.METADATA_KEY: prior.describe(age_prior, config.age_prior)} if age_prior is not None else {}),
         },
     )
-    step = max(1, len(faces) // config.check_crops)
-    check = runtime_crops(faces[::step][: config.check_crops])
+    check = spread_crops(faces, config.check_crops)
     out = config.out or first.run_dir.parent / "ensemble.onnx"
     log.info("ensemble of %d (%s), TTA %s, age prior correction τ = %g", len(members), ", ".join(m.run_dir.name for m in members),
              tta, config.age_prior)

@@ -41,6 +41,12 @@ class _Probabilities(nn.Module):
         return tuple(torch.softmax(logits[name], dim=1) for name in self.head_names)
 
 
+def onnx_difference(path: str | Path, heads: list[str], batch: np.ndarray, expected: list[np.ndarray]) -> float:
+    """The largest difference in any output between onnxruntime running `path` on `batch` and `expected`."""
+    got = create_session(path).run(heads, {"image": batch})
+    return max(float(np.abs(g - want).max()) for g, want in zip(got, expected))
+
+
 def export_classifier(
     model: nn.Module,
     metadata: ModelMetadata,
@@ -90,8 +96,7 @@ def export_classifier(
         onnx.save(proto, str(tmp))
 
         Classifier(tmp)  # validates the metadata and graph exactly as the app will
-        got = create_session(tmp).run(heads, {"image": batch.numpy()})
-        worst = max(float(np.abs(g - want).max()) for g, want in zip(got, expected))
+        worst = onnx_difference(tmp, heads, batch.numpy(), expected)
         tolerance = HALF_PARITY_TOLERANCE if half_weights else PARITY_TOLERANCE
         if worst > tolerance:
             raise ExportError(f"onnxruntime differs from torch by {worst:.2e} (> {tolerance:.0e}); not written")

@@ -31,15 +31,18 @@ from onnx import numpy_helper
 from torch import nn
 
 from core.atomic import atomic_open
+from core.crop import to_input
 from core.metadata import ModelMetadata
-from core.ort import create_session
 from training import checkpoint
+from training.classifier import prior
+from training.classifier.folds import split_faces
 from training.classifier.model import MaskClassifier, build_model
 from training.classifier.train import CHECKPOINT_FORMAT
 from training.config import ConfigError, RecoverConfig, TrainConfig
 from training.config.files import saved_dict
-from training.export.ensemble import Ensemble
-from training.export.onnx import PARITY_TOLERANCE, ExportError
+from training.data.cache import Cache
+from training.export.ensemble import Ensemble, spread_crops
+from training.export.onnx import PARITY_TOLERANCE, ExportError, onnx_difference
 
 log = logging.getLogger(__name__)
 
@@ -136,15 +139,14 @@ def _copy(target: torch.Tensor, value: np.ndarray, what: str) -> None:
     target.copy_(torch.from_numpy(value))
 
 
-def read_networks(path: str | Path) -> tuple[list[RecoveredNetwork], ModelMetadata, dict[str, str]]:
-    """The networks of an exported classifier (one, or an ensemble's members in order), its
-    metadata and its raw metadata properties."""
+def read_networks(path: str | Path) -> tuple[list[RecoveredNetwork], ModelMetadata]:
+    """The networks of an exported classifier (one, or an ensemble's members in order) and its metadata."""
     try:
         proto = onnx.load(str(path))
     except DecodeError as exc:
         raise ExportError(f"{path} is not a readable ONNX file ({exc})") from exc
-    props = {p.key: p.value for p in proto.metadata_props}
-    metadata = ModelMetadata.from_props(props)
+    metadata = ModelMetadata.from_props({p.key: p.value for p in proto.metadata_props})
+    extra = metadata.extra
     if any(n.op_type == "BatchNormalization" for n in proto.graph.node):
         raise ExportError(f"{path}: BatchNorm is not folded into the convolutions; only files written by `mask-train export` can be recovered")
     tensors = _GraphTensors(proto.graph)
@@ -154,9 +156,9 @@ def read_networks(path: str | Path) -> tuple[list[RecoveredNetwork], ModelMetada
         raise ExportError(f"{path}: no classifier weights found; not a file `mask-train export` wrote")
     if any(p.endswith("model.") and p.startswith("members.") for p in prefixes):
         raise ExportError(f"{path}: its members were normalised differently; recovering such an ensemble is not supported")
-    described = json.loads(props["ensemble"]) if "ensemble" in props else [{
-        "run": metadata.model_version, "fold": -1, "epoch": int(props.get("epoch", 0)),
-        "architecture": metadata.architecture, "validation_score": float(props.get("validation_score", 0.0))}]
+    described = json.loads(extra["ensemble"]) if "ensemble" in extra else [{
+        "run": metadata.model_version, "fold": -1, "epoch": int(extra.get("epoch", 0)),
+        "architecture": metadata.architecture, "validation_score": float(extra.get("validation_score", 0.0))}]
     if len(described) != len(prefixes):
         raise ExportError(f"{path}: its metadata lists {len(described)} networks but the graph holds {len(prefixes)}")
     heads = {name: len(labels) for name, labels in metadata.heads.items()}
@@ -165,56 +167,42 @@ def read_networks(path: str | Path) -> tuple[list[RecoveredNetwork], ModelMetada
         model = _network(by_prefix[prefix], about["architecture"], heads, metadata)
         networks.append(RecoveredNetwork(str(about["run"]), int(about["fold"]), int(about["epoch"]),
                                          float(about["validation_score"]), model))
-    return networks, metadata, props
+    return networks, metadata
 
 
-def _age_bias(props: dict[str, str]) -> list[float] | None:
-    described = json.loads(props["age_prior"]) if "age_prior" in props else {}
-    return described.get("logit_bias") if described.get("tau") else None
-
-
-def rebuilt_graph(networks: list[RecoveredNetwork], metadata: ModelMetadata, props: dict[str, str]) -> nn.Module:
+def rebuilt_graph(networks: list[RecoveredNetwork], metadata: ModelMetadata) -> nn.Module:
     """The torch module that computes what the file does (its TTA and age prior correction included)."""
-    heads = list(metadata.heads)
-    flip = props.get("tta") == "hflip"
-    return Ensemble([n.model for n in networks], heads, flip, None, _age_bias(props)).eval()
+    correction = prior.read(metadata.extra)
+    bias = prior.logit_bias(*correction).tolist() if correction and correction[1] else None
+    flip = metadata.extra.get("tta") == "hflip"
+    return Ensemble([n.model for n in networks], list(metadata.heads), flip, None, bias).eval()
 
 
 def check_parity(path: str | Path, module: nn.Module, metadata: ModelMetadata, crops_bgr: np.ndarray) -> float:
     """The largest difference in any probability between the file (onnxruntime) and `module`."""
-    from core.crop import to_input
-
     batch = to_input(crops_bgr, metadata.mean, metadata.std)
-    heads = list(metadata.heads)
-    got = create_session(path).run(heads, {"image": batch})
     with torch.no_grad():
         want = [t.numpy() for t in module(torch.from_numpy(batch))]
-    return max(float(np.abs(g - w).max()) for g, w in zip(got, want))
+    return onnx_difference(path, list(metadata.heads), batch, want)
 
 
 def _check_crops(train: TrainConfig, count: int, size: int) -> np.ndarray:
     """Real crops from the recipe's cache when it has been prepared, random ones otherwise."""
-    from training.classifier.evaluate import runtime_crops
-    from training.classifier.folds import split_faces
-    from training.data.cache import Cache
-
-    cache = Cache(train.cache)
     try:
-        train_faces, val_faces = split_faces(cache, train.fold)
+        train_faces, val_faces = split_faces(Cache(train.cache), train.fold)
     except (ConfigError, OSError) as exc:
         log.warning("no cached crops to check on (%s): using random crops", exc)
         return np.random.default_rng(0).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
-    faces = val_faces + train_faces
-    return runtime_crops(faces[:: max(1, len(faces) // count)][:count])
+    return spread_crops(train_faces + val_faces, count)
 
 
 def recover(config: RecoverConfig, recipe: TrainConfig) -> list[Path]:
     """Write each network of config.onnx as a run folder under config.out; returns the folders."""
-    networks, metadata, props = read_networks(config.onnx)
+    networks, metadata = read_networks(config.onnx)
     if recipe.age_boundary != metadata.age_boundary:
         raise ConfigError(f"the recipe's age_boundary {recipe.age_boundary} is not the file's {metadata.age_boundary}")
     crops = _check_crops(recipe, config.check_crops, metadata.input_size)
-    worst = check_parity(config.onnx, rebuilt_graph(networks, metadata, props), metadata, crops)
+    worst = check_parity(config.onnx, rebuilt_graph(networks, metadata), metadata, crops)
     if worst > PARITY_TOLERANCE:
         raise ExportError(f"the recovered networks differ from {config.onnx} by {worst:.2e} (> {PARITY_TOLERANCE:.0e}); nothing written")
     log.info("%d network(s) recovered from %s (max |ORT - torch| = %.2e on %d crops)", len(networks), config.onnx, worst, len(crops))
@@ -227,7 +215,7 @@ def recover(config: RecoverConfig, recipe: TrainConfig) -> list[Path]:
         raise ConfigError(f"{', '.join(taken)} already hold a run: choose another --out (nothing was written)")
     run_configs = [dataclasses.replace(recipe, run_dir=run_dir, fold=network.fold if network.fold >= 0 else recipe.fold,
                                        model=network.model.architecture) for network, run_dir in zip(networks, run_dirs)]
-    _compare_age_prior(props, run_configs)
+    _compare_age_prior(metadata, run_configs)
     written = []
     for index, (network, run_dir, run_config) in enumerate(zip(networks, run_dirs, run_configs)):
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -248,15 +236,13 @@ def recover(config: RecoverConfig, recipe: TrainConfig) -> list[Path]:
     return written
 
 
-def _compare_age_prior(props: dict[str, str], run_configs: list[TrainConfig]) -> None:
+def _compare_age_prior(metadata: ModelMetadata, run_configs: list[TrainConfig]) -> None:
     """Warn when the recipe and its cache would not give the file's age prior again: a re-export
     with --age-prior would then correct the age head differently from the file."""
-    from training.classifier import prior
-    from training.data.cache import Cache
-
-    recorded = json.loads(props["age_prior"]).get("training_prior") if "age_prior" in props else None
-    if recorded is None:
+    correction = prior.read(metadata.extra)
+    if correction is None:
         return
+    recorded = correction[0]
     try:
         again = prior.members_prior([(c, Cache(c.cache)) for c in run_configs])
     except (ConfigError, OSError) as exc:
@@ -265,6 +251,6 @@ def _compare_age_prior(props: dict[str, str], run_configs: list[TrainConfig]) ->
     if again is None:
         log.warning("the file's networks were trained with class weights or the weighted sampler, the recipe's [train] "
                     "says neither: export --age-prior will refuse these runs (give the recipe they were trained with)")
-    elif np.abs(np.asarray(recorded) - again).max() > 1e-3:
+    elif np.abs(recorded - again).max() > 1e-3:
         log.warning("the recipe's cache gives the age prior %s, the file was exported with %s: a re-export with "
-                    "--age-prior corrects differently", np.round(again, 6).tolist(), recorded)
+                    "--age-prior corrects differently", np.round(again, 6).tolist(), recorded.tolist())
