@@ -15,7 +15,7 @@ pytest.importorskip("timm")
 from core.classifier import Classifier  # noqa: E402
 from core.labels import age_group  # noqa: E402
 from training.classifier import prior  # noqa: E402
-from training.classifier.calibrate import Trial, choose  # noqa: E402
+from training.classifier.calibrate import Trial, choose, smoothed  # noqa: E402
 from training.classifier.evaluate import runtime_crops  # noqa: E402
 from training.cli import main  # noqa: E402
 from training.config import PrepareConfig, SplitConfig  # noqa: E402
@@ -59,6 +59,16 @@ def test_calibrate_picks_the_best_mean_and_the_smaller_correction_on_a_tie():
     trials = [Trial(0.0, 0.70, 0.80, None, None), Trial(0.5, 0.74, 0.78, None, None), Trial(1.0, 0.78, 0.74, None, None)]
     assert choose(trials).tau == 0.5
     assert choose([Trial(1.0, 0.8, None, None, None), Trial(0.0, 0.7, None, None, None)]).tau == 1.0
+
+
+def test_calibrate_with_a_window_prefers_a_plateau_to_a_lone_spike():
+    # The out-of-source age F1 jumps when one of its few 60+ faces flips: a τ that is best alone,
+    # between worse neighbours, loses to the middle of a slightly lower but steady plateau.
+    oos = {0.0: 0.70, 0.1: 0.70, 0.2: 0.70, 0.3: 0.80, 0.4: 0.70, 0.5: 0.70, 0.6: 0.78, 0.7: 0.78, 0.8: 0.78, 0.9: 0.70, 1.0: 0.70}
+    trials = [Trial(tau, 0.70, f1, None, None) for tau, f1 in oos.items()]
+    assert choose(trials).tau == 0.3
+    assert choose(trials, window=0.1).tau == 0.7
+    assert smoothed(trials, 0.1)[0] == pytest.approx(0.70)  # the ends average over the neighbours they have
 
 
 def test_export_bakes_the_correction_into_the_graph_and_records_it(runs, tmp_path):

@@ -6,6 +6,7 @@ so loading a checkpoint cannot run code from the file.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,16 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_path
+
+CHECKPOINT_FORMAT = 1
+
+
+def best_model(model: torch.nn.Module, epoch: int, score: float, config_json: str, architecture: str,
+               heads: Sequence[str], **extra: Any) -> dict[str, Any]:
+    """What a run's checkpoints/best.pt holds, whoever writes it (train, soup, recover): export,
+    evaluate and soup read these keys. extra: what one writer adds (train: the epoch's metrics)."""
+    return {"format": CHECKPOINT_FORMAT, "epoch": int(epoch), "model": model.state_dict(), "score": float(score),
+            "config": config_json, "architecture": architecture, "heads": list(heads), **extra}
 
 
 def rng_state() -> dict[str, Any]:

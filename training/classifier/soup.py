@@ -30,7 +30,7 @@ from core.crop import to_input
 from training import checkpoint
 from training.classifier.evaluate import runtime_crops
 from training.classifier.folds import split_faces
-from training.config import ConfigError, SoupConfig
+from training.config import ConfigError, SoupConfig, saved_dict
 from training.data.cache import Cache
 from training.export.ensemble import load_members, shared
 
@@ -93,10 +93,9 @@ def make_soup(config: SoupConfig, progress: bool = True) -> Path:
 
     out = Path(config.out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    state = {**{k: first_state[k] for k in ("format", "config", "architecture", "heads") if k in first_state},
-             "epoch": int(first_state["epoch"]), "model": model.state_dict(),
-             "score": float(np.mean([float(m.state["score"]) for m in members]))}
-    checkpoint.save(out / "checkpoints" / "best.pt", state)
+    checkpoint.save(out / "checkpoints" / "best.pt", checkpoint.best_model(
+        model, int(first_state["epoch"]), float(np.mean([float(m.state["score"]) for m in members])),
+        first_state.get("config") or json.dumps(saved_dict(first_config)), first_config.model, model.head_names))
     with atomic_open(out / "config.json", "w", encoding="utf-8") as handle:
         handle.write((first.run_dir / "config.json").read_text(encoding="utf-8"))
     ingredients = [{"run": str(m.run_dir), "epoch": int(m.state["epoch"]), "validation_score": round(float(m.state["score"]), 4)}

@@ -60,7 +60,6 @@ from training.teacher.pseudo import with_teacher
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 1
 #: Settings a resumed run must share with the run it continues.
 RESUME_MUST_MATCH = ("cache", "fold", "model", "single_head", "age_boundary", "seed", "batch_size", "select_on")
 StopCheck = Callable[[int, int], bool]  # (epoch, step) -> stop now?
@@ -197,7 +196,7 @@ class _Run:
 
     def state(self, epoch: int, best: float, best_epoch: int, bad_epochs: int, history: list[dict]) -> dict:
         return {
-            "format": CHECKPOINT_FORMAT,
+            "format": checkpoint.CHECKPOINT_FORMAT,
             "epoch": epoch,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -368,11 +367,9 @@ def _train(
             if selected > best:  # every rank scores the same gathered outputs: same decision
                 best, best_epoch, bad_epochs = selected, epoch, 0
                 if world.is_main:
-                    checkpoint.save(best_path, {
-                        "format": CHECKPOINT_FORMAT, "epoch": epoch, "model": run.model.state_dict(), "score": best,
-                        "metrics": json.dumps(history[-1]), "config": json.dumps(saved_dict(config)),
-                        "architecture": config.model, "heads": list(run.heads),
-                    })
+                    checkpoint.save(best_path, checkpoint.best_model(
+                        run.model, epoch, best, json.dumps(saved_dict(config)), config.model, run.heads,
+                        metrics=json.dumps(history[-1])))
             else:
                 bad_epochs += 1
             if world.is_main:

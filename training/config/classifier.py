@@ -267,6 +267,8 @@ class CalibrateConfig:
     cache: Path | None = setting(None, "cache folder of the runs behind the file", metavar="DIR")
     fold: int = setting(0, "validation fold (the runs' own)", metavar="K")
     step: float = setting(0.05, "τ is tried from 0 to 1 in these steps", metavar="D")
+    window: float = setting(0.1, "choose the τ whose neighbours within this distance score best on average "
+                                 "(0: the best τ alone)", metavar="D")
     out: Path | None = setting(None, "report (default: <file>.calibrate.md beside the file)", metavar="FILE")
     batch_size: int = setting(64, "batch size")
     oos_labels: Path = setting(OOS_LABELS, "out-of-source labels CSV (training/labels/README.md)", metavar="CSV")
@@ -278,6 +280,8 @@ class CalibrateConfig:
             raise ConfigError("calibrate needs the exported file (--onnx) and the runs' cache (--cache, or cache in --config)")
         if not 0.0 < self.step <= 1.0:
             raise ConfigError(f"step must be in (0, 1], got {self.step}")
+        if not 0.0 <= self.window <= 1.0:
+            raise ConfigError(f"window must be in [0, 1], got {self.window}")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ from training import checkpoint
 from training.classifier import prior
 from training.classifier.folds import split_faces
 from training.classifier.model import MaskClassifier, build_model
-from training.classifier.train import CHECKPOINT_FORMAT
 from training.config import ConfigError, RecoverConfig, TrainConfig
 from training.config.files import saved_dict
 from training.data.cache import Cache
@@ -227,11 +226,9 @@ def recover(config: RecoverConfig, recipe: TrainConfig) -> list[Path]:
         settings = json.dumps(saved_dict(run_config))
         with atomic_open(run_dir / "config.json", "w", encoding="utf-8") as handle:
             handle.write(settings)
-        checkpoint.save(run_dir / "checkpoints" / "best.pt", {
-            "format": CHECKPOINT_FORMAT, "epoch": network.epoch, "model": network.model.state_dict(),
-            "score": network.validation_score, "config": settings, "architecture": network.model.architecture,
-            "heads": list(network.model.head_names),
-        })
+        checkpoint.save(run_dir / "checkpoints" / "best.pt", checkpoint.best_model(
+            network.model, network.epoch, network.validation_score, settings, network.model.architecture,
+            network.model.head_names))
         written.append(run_dir)
     return written
 
