@@ -58,6 +58,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/batch.py
 	$(PY) bench/live.py
 	$(PY) bench/train_cache.py
+	$(PY) bench/train_step.py
 
 # One-folder desktop app in dist/mask-checker/ (build.spec); checks itself before reporting its size.
 bundle: $(VENV)/.bundle

@@ -60,6 +60,10 @@ from training.teacher.pseudo import with_teacher
 
 log = logging.getLogger(__name__)
 
+#: Devices whose convolutions run faster on NHWC tensors: on 2 CPU cores a training step of
+#: efficientnet_lite0 takes 0.57x the time of NCHW (bench/train_step.py).
+CHANNELS_LAST_DEVICES = ("cuda", "cpu")
+
 #: Settings a resumed run must share with the run it continues.
 RESUME_MUST_MATCH = ("cache", "fold", "model", "single_head", "age_boundary", "seed", "batch_size", "select_on")
 StopCheck = Callable[[int, int], bool]  # (epoch, step) -> stop now?
@@ -123,8 +127,7 @@ class _Run:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def to_device(self, images: torch.Tensor) -> torch.Tensor:
-        memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
-        return images.to(self.device, non_blocking=True, memory_format=memory_format)
+        return images.to(self.device, non_blocking=True, memory_format=memory_format(self.device))
 
     def train_loader(self, epoch: int) -> DataLoader:
         self.train_set.set_epoch(epoch)
@@ -213,6 +216,10 @@ class _Run:
         }
 
 
+def memory_format(device: torch.device) -> torch.memory_format:
+    return torch.channels_last if device.type in CHANNELS_LAST_DEVICES else torch.contiguous_format
+
+
 def _build(config: TrainConfig, cache: Cache, world: distributed.World) -> _Run:
     device = distributed.place(world, pick_device(config.device))
     geometry = cache.read_info().geometry
@@ -241,10 +248,7 @@ def _build(config: TrainConfig, cache: Cache, world: distributed.World) -> _Run:
     weights = {h: class_weights(train_labels[:, i], sizes[h]) for i, h in enumerate(heads)} if config.class_weights else None
     criterion = MultiHeadLoss(heads, config.head_weights, config.label_smoothing, config.focal_gamma, weights)
 
-    if device.type == "cuda":
-        model = model.to(device, memory_format=torch.channels_last)
-    else:
-        model = model.to(device)
+    model = model.to(device, memory_format=memory_format(device))
     optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr)
     per_rank = math.ceil(len(train_set) / world.size)
     steps = per_rank // config.batch_size if per_rank > config.batch_size else 1
