@@ -326,3 +326,26 @@ def test_breakdown_per_source_gender_and_age():
     assert parts[("gender", "male", "mask")]["accuracy"] == 1.0 and parts[("gender", "female", "mask")]["accuracy"] == 0.0
     assert parts[("age", "<30", "mask")]["n"] == 1 and parts[("age", "60+", "mask")]["n"] == 1
     assert ("age", "30-59", "mask") not in parts  # d has no mask label
+
+
+def test_breakdown_pools_the_real_photos_of_every_source():
+    # Two real sources, each with one class only: apart, each source's macro-F1 hides the confusion
+    # between wrongly worn and bare that the pooled real photos show.
+    rows = [
+        ManifestRow(Path("a"), "a", Mask.INCORRECT, None, None, None, "boxes:scenes"),
+        ManifestRow(Path("b"), "b", Mask.INCORRECT, None, None, None, "boxes:scenes"),
+        ManifestRow(Path("c"), "c", Mask.NOT_WEAR, None, None, None, "folders:web"),
+        ManifestRow(Path("d"), "d", Mask.NOT_WEAR, None, None, None, "folders:web"),
+        ManifestRow(Path("e"), "e", Mask.WEAR, None, None, None, "synth:utkface"),
+    ]
+    faces = [CachedFace(r, Path("x.png")) for r in rows]
+    labels = np.array([[1, IGNORE, IGNORE], [1, IGNORE, IGNORE], [2, IGNORE, IGNORE], [2, IGNORE, IGNORE], [0, IGNORE, IGNORE]])
+    predicted = [1, 1, 1, 2, 0]  # one bare face called wrongly worn
+    probs = {"mask": np.eye(3)[predicted], "gender": np.full((5, 2), 0.5), "age": np.full((5, 3), 1 / 3)}
+    parts = {(r["by"], r["group"], r["head"]): r for r in breakdown(faces, probs, labels)}
+    real = parts[("photos", "real photos", "mask")]
+    assert real["n"] == 4 and real["accuracy"] == 0.75
+    assert real["f1"] == pytest.approx((0.8 + 2 / 3) / 2, abs=1e-4)  # wrongly worn 2/(2+1), bare 1/(1.5); no "wear" here
+    assert parts[("photos", "synthetic masks", "mask")]["n"] == 1
+    only_real = breakdown(faces[:4], {h: p[:4] for h, p in probs.items()}, labels[:4])
+    assert not [r for r in only_real if r["by"] == "photos"]  # nothing to pool apart from "all"

@@ -7,7 +7,8 @@ model's margin and input size, as the app makes it).
 
 Writes into <run>/eval (test split: <run>/eval_test; or --out): metrics.json, report.md,
 confusion_<head>.png, predictions.csv, errors_by_age.csv and breakdown.csv (per-head macro-F1 and
-accuracy overall and per source, and the mask head's by gender and by age group; long format:
+accuracy overall, per source and for the real photos pooled (by = photos), and the mask head's by
+gender and by age group; long format:
 by, group, head, n, f1, accuracy — the numbers a model card quotes; also in metrics.json),
 fairness.csv (gender accuracy and mask false alarms per race group and per gender, with the gap
 worst vs best: training.classifier.fairness) and, with --out-of-source, out_of_source.md (the
@@ -34,7 +35,7 @@ from core.labels import HEADS as CORE_HEADS
 from core.labels import LABEL_NAMES, class_names, marginals
 from training import checkpoint
 from training.classifier import oos_check
-from training.classifier.dataset import target_matrix
+from training.classifier.dataset import is_synthetic, target_matrix
 from training.classifier.fairness import COLUMNS as FAIRNESS_COLUMNS
 from training.classifier.fairness import fairness
 from training.classifier.figures import confusion_image, save_png
@@ -124,9 +125,14 @@ def _head_scores(probs: dict[str, np.ndarray], labels: np.ndarray, rows: np.ndar
     return int(valid.sum()), macro_f1(truth, pred, len(LABEL_NAMES[head])), accuracy(truth, pred)
 
 
+#: breakdown.csv's pooled groups (by = "photos"): every real photo's source together, and the synthetic masks.
+REAL_PHOTOS, SYNTHETIC_MASKS = "real photos", "synthetic masks"
+
+
 def breakdown(faces: Sequence[CachedFace], probs: dict[str, np.ndarray], labels: np.ndarray) -> list[dict]:
-    """Per-head macro-F1 and accuracy overall ("all") and per source; the mask head's by gender and
-    by age group (photos that have both labels). Groups with no labelled photo are left out."""
+    """Per-head macro-F1 and accuracy overall ("all"), per source and, when both kinds are there, for
+    the real photos pooled and the synthetic masks; the mask head's by gender and by age group
+    (photos that have both labels). Groups with no labelled photo are left out."""
     out: list[dict] = []
 
     def add(by: str, group: str, rows: np.ndarray, heads: Sequence[str]) -> None:
@@ -140,6 +146,10 @@ def breakdown(faces: Sequence[CachedFace], probs: dict[str, np.ndarray], labels:
     sources = np.array([f.row.source for f in faces])
     for source in sorted(set(sources.tolist())):
         add("source", source, sources == source, HEADS)
+    synthetic = np.array([is_synthetic(f) for f in faces], dtype=bool)
+    if synthetic.any() and not synthetic.all():  # issue 16's "real-photo" figures: every real source pooled
+        add("photos", REAL_PHOTOS, ~synthetic, HEADS)
+        add("photos", SYNTHETIC_MASKS, synthetic, HEADS)
     for by, column in (("gender", 1), ("age", 2)):
         for value, name in enumerate(LABEL_NAMES[by]):
             add(by, name, labels[:, column] == value, ("mask",))
@@ -153,12 +163,14 @@ def _breakdown_report(rows: list[dict]) -> list[str]:
     if sources:
         lines += ["", "## By source (macro-F1 / accuracy, photos)", "",
                   "| source | " + " | ".join(HEADS) + " |", "|---|" + "---|" * len(HEADS)]
-        for source in sources:
+        pooled = [("photos", group) for group in (REAL_PHOTOS, SYNTHETIC_MASKS) if any(k[:2] == ("photos", group) for k in cell)]
+        for by, group in [("source", source) for source in sources] + pooled:
             cells = []
             for head in HEADS:
-                r = cell.get(("source", source, head))
+                r = cell.get((by, group, head))
                 cells.append(f"{r['f1']:.4f} / {r['accuracy']:.4f} ({r['n']})" if r else "–")
-            lines.append(f"| {source} | " + " | ".join(cells) + " |")
+            name = f"**{group}** (pooled)" if by == "photos" else group
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for by, title in (("gender", "Mask head by gender"), ("age", "Mask head by age group")):
         picked = [r for r in rows if r["by"] == by]
         if picked:
