@@ -46,6 +46,7 @@ from training.classifier.dataset import (
     target_matrix,
     weigh_real_incorrect,
 )
+from training.classifier.fixes import fix_training_faces
 from training.classifier.folds import fold_configs, split_faces
 from training.classifier.history import MetricsLog, epoch_row
 from training.classifier.losses import MultiHeadLoss
@@ -60,12 +61,11 @@ from training.teacher.pseudo import with_teacher
 
 log = logging.getLogger(__name__)
 
-#: Devices whose convolutions run faster on NHWC tensors: on 2 CPU cores a training step of
-#: efficientnet_lite0 takes 0.57x the time of NCHW (bench/train_step.py).
+#: Devices whose convolutions run faster on NHWC tensors (2 CPU cores: a step at 0.57x, bench/train_step.py).
 CHANNELS_LAST_DEVICES = ("cuda", "cpu")
 
 #: Settings a resumed run must share with the run it continues.
-RESUME_MUST_MATCH = ("cache", "fold", "model", "single_head", "age_boundary", "seed", "batch_size", "select_on")
+RESUME_MUST_MATCH = ("cache", "fold", "model", "single_head", "age_boundary", "seed", "batch_size", "select_on", "label_fixes")
 StopCheck = Callable[[int, int], bool]  # (epoch, step) -> stop now?
 EpochHook = Callable[[dict], None]  # called with each finished epoch's metrics.csv row
 
@@ -224,6 +224,7 @@ def _build(config: TrainConfig, cache: Cache, world: distributed.World) -> _Run:
     device = distributed.place(world, pick_device(config.device))
     geometry = cache.read_info().geometry
     train_faces, val_faces = split_faces(cache, config.fold)
+    train_faces = fix_training_faces(cache, train_faces, config.label_fixes)  # --label-fixes, training photos only
     if config.single_head:
         check_single_head(train_faces + val_faces, config.age_boundary)
     train_labels = target_matrix(train_faces, config.age_boundary, config.single_head)

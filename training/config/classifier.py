@@ -57,6 +57,8 @@ class TrainConfig:
                                            "as the sampler would", metavar="W")
     teacher: bool = setting(False, "fill the missing gender / age targets of training photos from <cache>/teacher.csv "
                             "(`mask-train teach`: the dlib networks' confident answers)")
+    label_fixes: Path | None = setting(None, "CSV of corrected labels for training photos (training/labels/README.md); "
+                                       "validation and test photos keep the dataset's", metavar="CSV")
     head_weights: dict[str, float] = setting(factory=lambda: {h: 1.0 for h in HEADS}, help="loss weight per head",
                                              metavar="HEAD=W")
     age_boundary: int = setting(OLD_AGE, "start of the oldest age group (58 moves 58-59 into 60+)", metavar="YEARS")

@@ -1,0 +1,101 @@
+"""`train --label-fixes`: corrected labels reach the training photos they name, and only those."""
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.labels import Gender, Mask
+from training.classifier.dataset import target_matrix, weigh_real_incorrect
+from training.classifier.fixes import apply_fixes, read_fixes
+from training.config import ConfigError
+from training.data.cache import CachedFace
+from training.data.records import ManifestRow
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "training" / "labels" / "label_fixes.csv"
+HEADER = "path,x1,y1,x2,y2,mask,gender,age,was,note\n"
+
+
+def face(path: str, mask: Mask, box=None, gender=None, source="boxes:face_mask_853") -> CachedFace:
+    return CachedFace(ManifestRow(Path(path), path, mask, gender, None, None, source, box), Path(f"{path}.png"))
+
+
+def write(tmp_path: Path, rows: str) -> Path:
+    path = tmp_path / "fixes.csv"
+    path.write_text(HEADER + rows, encoding="utf-8")
+    return path
+
+
+def test_fixes_reach_the_named_training_faces_only(tmp_path, caplog):
+    scene = "/data/face_mask_853/images/s1.jpg"
+    train = [
+        face(scene, Mask.WEAR, (10, 10, 50, 50)),
+        face(scene, Mask.WEAR, (100, 10, 140, 50)),
+        face("/elsewhere/mask_web/with_mask/7.jpg", Mask.WEAR, source="folders:mask_web", gender=Gender.MALE),
+        face("/data/mask_web/with_mask/8.jpg", Mask.WEAR, source="folders:mask_web"),
+    ]
+    held_out = [face("/data/mask_web/with_mask/9.jpg", Mask.WEAR, source="folders:mask_web")]
+    fixes = read_fixes(write(tmp_path, (
+        "face_mask_853/images/s1.jpg,100.4,10,140,49.6,incorrect,,,wear,nose out\n"  # the second face, within 1 px
+        "with_mask/7.jpg,,,,,,female,45,,\n"  # one face in the photo: no box needed; the end of any root's path
+        "mask_web/with_mask/9.jpg,,,,,incorrect,,,,\n"  # a validation / test photo
+        "mask_web/with_mask/404.jpg,,,,,not_wear,,,,\n"  # no such photo
+    )))
+    with caplog.at_level(logging.INFO, logger="training.classifier.fixes"):
+        fixed, summary = apply_fixes(train, held_out, fixes)
+    assert [f.row.mask for f in fixed] == [Mask.WEAR, Mask.INCORRECT, Mask.WEAR, Mask.WEAR]
+    assert fixed[2].row.gender == Gender.FEMALE and fixed[2].row.age == 45 and fixed[2].row.mask == Mask.WEAR
+    assert held_out[0].row.mask == Mask.WEAR  # held-out photos are never changed
+    assert (summary.applied, summary.held_out, len(summary.unmatched)) == (2, 1, 1)
+    assert "404.jpg" in summary.unmatched[0] and any("matches no photo" in r.message for r in caplog.records)
+    assert [f.row.mask for f in train] == [Mask.WEAR] * 4  # the caller's list is left as it was
+
+    # What training sees: the new target, and the sampler counting the face as real wrongly worn.
+    assert target_matrix(fixed, 60, False)[1, 0] == int(Mask.INCORRECT)
+    weights = weigh_real_incorrect(fixed, np.ones(4), 3.0)
+    assert weights.tolist() == [1.0, 3.0, 1.0, 1.0]
+
+
+def test_a_fix_without_a_box_on_a_photo_of_several_faces_is_refused(tmp_path):
+    scene = "/data/face_mask_853/images/s1.jpg"
+    train = [face(scene, Mask.WEAR, (10, 10, 50, 50)), face(scene, Mask.WEAR, (100, 10, 140, 50))]
+    fixes = read_fixes(write(tmp_path, "face_mask_853/images/s1.jpg,,,,,incorrect,,,,\n"))
+    with pytest.raises(ConfigError, match="2 labelled faces"):
+        apply_fixes(train, [], fixes)
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("a.jpg,,,,,worn-ish,,,,\n", r"fixes.csv:2: unknown mask label"),
+    ("a.jpg,1,2,,,incorrect,,,,\n", r"fixes.csv:2: partial box"),
+    ("a.jpg,,,,,,,,,\n", r"fixes.csv:2: a fix needs a mask, gender or age"),
+    ("a.jpg,,,,,wear,,,,\n,,,,,wear,,,,\n", r"fixes.csv:3: no path"),
+])
+def test_a_bad_row_names_its_line(tmp_path, rows, message):
+    with pytest.raises(ConfigError, match=message):
+        read_fixes(write(tmp_path, rows))
+
+
+def test_missing_file_and_columns_are_one_line_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_fixes(tmp_path / "none.csv")
+    (tmp_path / "short.csv").write_text("path,mask\na.jpg,wear\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="missing column"):
+        read_fixes(tmp_path / "short.csv")
+
+
+def test_the_shipped_fixes_name_real_photos_and_boxes(shared_data):
+    fixes = read_fixes(SHIPPED)
+    assert fixes and all(f.mask is not None for f in fixes)
+    boxes = {}
+    with open(shared_data / "face_mask_853" / "boxes.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            boxes.setdefault(row["path"], []).append(tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")))
+    for fix in fixes:
+        assert (shared_data / fix.path).is_file(), fix.path
+        if fix.box is not None:
+            listed = boxes[str(fix.path.relative_to("face_mask_853"))]
+            assert any(max(abs(a - b) for a, b in zip(fix.box, box)) <= 1 for box in listed), fix
