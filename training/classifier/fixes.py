@@ -14,7 +14,7 @@ import csv
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from core.labels import Age, Gender, Mask
@@ -60,7 +60,7 @@ class LabelFix:
 class FixSummary:
     applied: int = 0  # training photos whose labels a fix changed
     held_out: int = 0  # fixes whose photo is in the validation or test split: left as labelled
-    unmatched: list[str] | None = None  # "file:line path" of fixes that name no photo of the cache
+    unmatched: list[str] = field(default_factory=list)  # "file:line path" of fixes that name no photo of the cache
 
 
 def read_fixes(path: Path) -> list[LabelFix]:
@@ -108,7 +108,7 @@ def apply_fixes(train_faces: Sequence[CachedFace], held_out_faces: Sequence[Cach
                 source: str = "label fixes") -> tuple[list[CachedFace], FixSummary]:
     """The training faces with their fixes applied, and what happened to every fix."""
     out = list(train_faces)
-    summary = FixSummary(unmatched=[])
+    summary = FixSummary()
     in_training = _by_path(out, fixes)
     elsewhere = _by_path(held_out_faces, fixes)
     for i, fix in enumerate(fixes):
