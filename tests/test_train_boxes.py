@@ -17,7 +17,7 @@ from training.data.cache import TEST_FOLD, Cache, CachedFace, read_png, runtime_
 from training.config import ConfigError, EvaluateConfig, PrepareConfig, SplitConfig
 from training.data.readers import parse_spec, read_boxes, read_csv_manifest, read_dataset
 from training.data.records import ManifestRow
-from training.classifier.evaluate import breakdown
+from training.classifier.evaluate import _breakdown_report, breakdown
 from training.classifier.metrics import IGNORE
 from training.data.prepare import box_key, prepare
 from training.data.split import assign_holdout, duplicate_groups, split
@@ -349,3 +349,29 @@ def test_breakdown_pools_the_real_photos_of_every_source():
     assert parts[("photos", "synthetic masks", "mask")]["n"] == 1
     only_real = breakdown(faces[:4], {h: p[:4] for h, p in probs.items()}, labels[:4])
     assert not [r for r in only_real if r["by"] == "photos"]  # nothing to pool apart from "all"
+
+
+def test_breakdown_by_face_size_and_without_faces_the_app_never_sees():
+    # Real photos: a 12 px face (below the smallest face the app looks for) called wrong, a 30 px and a
+    # 60 px face right, one face the detector found (no labelled box) right; a synthetic mask right.
+    rows = [
+        ManifestRow(Path("a"), "a", Mask.INCORRECT, None, None, None, "boxes:scenes", box=(0.0, 0.0, 12.0, 14.0)),
+        ManifestRow(Path("b"), "b", Mask.WEAR, None, None, None, "boxes:scenes", box=(5.0, 5.0, 35.0, 40.0)),
+        ManifestRow(Path("c"), "c", Mask.INCORRECT, None, None, None, "boxes:scenes", box=(0.0, 0.0, 60.0, 70.0)),
+        ManifestRow(Path("d"), "d", Mask.NOT_WEAR, None, None, None, "folders:web"),
+        ManifestRow(Path("e"), "e", Mask.WEAR, None, None, None, "synth:utkface"),
+    ]
+    faces = [CachedFace(r, Path("x.png")) for r in rows]
+    labels = np.array([[1, IGNORE, IGNORE], [0, IGNORE, IGNORE], [1, IGNORE, IGNORE], [2, IGNORE, IGNORE], [0, IGNORE, IGNORE]])
+    predicted = [0, 0, 1, 2, 0]
+    probs = {"mask": np.eye(3)[predicted], "gender": np.full((5, 2), 0.5), "age": np.full((5, 3), 1 / 3)}
+    parts = {(r["by"], r["group"], r["head"]): r for r in breakdown(faces, probs, labels)}
+    assert parts[("photos", "real photos", "mask")]["accuracy"] == 0.75
+    seen = parts[("photos", "real photos, faces >= 20 px", "mask")]
+    assert seen["n"] == 3 and seen["accuracy"] == 1.0
+    assert parts[("face size", "< 20 px", "mask")]["accuracy"] == 0.0
+    assert parts[("face size", "20-39 px", "mask")]["n"] == 1 and parts[("face size", ">= 40 px", "mask")]["n"] == 1
+    assert parts[("face size", "found by the detector", "mask")]["n"] == 1
+    assert sum(r["n"] for k, r in parts.items() if k[0] == "face size") == 4  # real photos only
+    report = "\n".join(_breakdown_report(list(parts.values())))
+    assert "| **real photos, faces >= 20 px** (pooled) |" in report and "| < 20 px | 1 | 0.0000 | 0.0000 |" in report

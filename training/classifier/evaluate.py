@@ -7,8 +7,9 @@ model's margin and input size, as the app makes it).
 
 Writes into <run>/eval (test split: <run>/eval_test; or --out): metrics.json, report.md,
 confusion_<head>.png, predictions.csv, errors_by_age.csv and breakdown.csv (per-head macro-F1 and
-accuracy overall, per source and for the real photos pooled (by = photos), and the mask head's by
-gender and by age group; long format:
+accuracy overall, per source and for the real photos pooled (by = photos; also without the faces
+smaller than the app ever looks for), the mask head's on real photos by face size (by = face size),
+and by gender and by age group; long format:
 by, group, head, n, f1, accuracy — the numbers a model card quotes; also in metrics.json),
 fairness.csv (gender accuracy and mask false alarms per race group and per gender, with the gap
 worst vs best: training.classifier.fairness) and, with --out-of-source, out_of_source.md (the
@@ -30,6 +31,7 @@ from tqdm import tqdm
 
 from core.atomic import atomic_open
 from core.classifier import Classifier
+from core.config import DetectorConfig
 from core.crop import to_input
 from core.labels import HEADS as CORE_HEADS
 from core.labels import LABEL_NAMES, class_names, marginals
@@ -127,6 +129,23 @@ def _head_scores(probs: dict[str, np.ndarray], labels: np.ndarray, rows: np.ndar
 
 #: breakdown.csv's pooled groups (by = "photos"): every real photo's source together, and the synthetic masks.
 REAL_PHOTOS, SYNTHETIC_MASKS = "real photos", "synthetic masks"
+#: The app's detector looks for faces down to this side in photos and to SEEN_LIVE px in live video
+#: (core.config.DetectorConfig): a labelled face smaller than SEEN_IN_PHOTOS never reaches the classifier.
+SEEN_IN_PHOTOS, SEEN_LIVE = DetectorConfig().min_face_floor, DetectorConfig().min_face_size
+REAL_PHOTOS_SEEN = f"real photos, faces >= {SEEN_IN_PHOTOS} px"
+FACE_SIZES = (f"< {SEEN_IN_PHOTOS} px", f"{SEEN_IN_PHOTOS}-{SEEN_LIVE - 1} px", f">= {SEEN_LIVE} px", "found by the detector")
+
+
+def face_sizes(faces: Sequence[CachedFace]) -> np.ndarray:
+    """Each face's FACE_SIZES group: the shorter side of its labelled box; "found by the detector"
+    where the dataset gave no box (the detector found it, so the app can too)."""
+    def group(face: CachedFace) -> str:
+        if face.row.box is None:
+            return FACE_SIZES[3]
+        x1, y1, x2, y2 = face.row.box
+        side = min(x2 - x1, y2 - y1)
+        return FACE_SIZES[0] if side < SEEN_IN_PHOTOS else FACE_SIZES[1] if side < SEEN_LIVE else FACE_SIZES[2]
+    return np.array([group(f) for f in faces], dtype=object)
 
 
 def breakdown(faces: Sequence[CachedFace], probs: dict[str, np.ndarray], labels: np.ndarray) -> list[dict]:
@@ -147,9 +166,16 @@ def breakdown(faces: Sequence[CachedFace], probs: dict[str, np.ndarray], labels:
     for source in sorted(set(sources.tolist())):
         add("source", source, sources == source, HEADS)
     synthetic = np.array([is_synthetic(f) for f in faces], dtype=bool)
+    sizes = face_sizes(faces)
+    too_small = sizes == FACE_SIZES[0]
     if synthetic.any() and not synthetic.all():  # issue 16's "real-photo" figures: every real source pooled
         add("photos", REAL_PHOTOS, ~synthetic, HEADS)
+        if (too_small & ~synthetic).any():
+            add("photos", REAL_PHOTOS_SEEN, ~synthetic & ~too_small, HEADS)
         add("photos", SYNTHETIC_MASKS, synthetic, HEADS)
+    if (~synthetic).any():
+        for size in FACE_SIZES:
+            add("face size", size, ~synthetic & (sizes == size), ("mask",))
     for by, column in (("gender", 1), ("age", 2)):
         for value, name in enumerate(LABEL_NAMES[by]):
             add(by, name, labels[:, column] == value, ("mask",))
@@ -163,7 +189,7 @@ def _breakdown_report(rows: list[dict]) -> list[str]:
     if sources:
         lines += ["", "## By source (macro-F1 / accuracy, photos)", "",
                   "| source | " + " | ".join(HEADS) + " |", "|---|" + "---|" * len(HEADS)]
-        pooled = [("photos", group) for group in (REAL_PHOTOS, SYNTHETIC_MASKS) if any(k[:2] == ("photos", group) for k in cell)]
+        pooled = [("photos", group) for group in (REAL_PHOTOS, REAL_PHOTOS_SEEN, SYNTHETIC_MASKS) if any(k[:2] == ("photos", group) for k in cell)]
         for by, group in [("source", source) for source in sources] + pooled:
             cells = []
             for head in HEADS:
@@ -171,6 +197,13 @@ def _breakdown_report(rows: list[dict]) -> list[str]:
                 cells.append(f"{r['f1']:.4f} / {r['accuracy']:.4f} ({r['n']})" if r else "–")
             name = f"**{group}** (pooled)" if by == "photos" else group
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    sized = [r for r in rows if r["by"] == "face size"]
+    if sized:
+        lines += ["", "## Mask head on real photos by face size", "",
+                  f"Shorter side of the labelled box. The app looks for faces down to {SEEN_IN_PHOTOS} px in photos and "
+                  f"{SEEN_LIVE} px in live video: smaller ones never reach the classifier.", "",
+                  "| face size | photos | macro-F1 | accuracy |", "|---|---|---|---|"]
+        lines += [f"| {r['group']} | {r['n']} | {r['f1']:.4f} | {r['accuracy']:.4f} |" for r in sized]
     for by, title in (("gender", "Mask head by gender"), ("age", "Mask head by age group")):
         picked = [r for r in rows if r["by"] == by]
         if picked:
