@@ -8,15 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.labels import Gender, Mask
+from core.labels import Age, Gender, Mask
 from training.classifier.dataset import target_matrix, weigh_real_incorrect
-from training.classifier.fixes import apply_fixes, read_fixes
+from training.classifier.fixes import apply_fixes, fix_training_faces, read_fixes
 from training.config import ConfigError
 from training.data.cache import CachedFace
 from training.data.records import ManifestRow
+from training.teacher.pseudo import named_person
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "training" / "labels" / "label_fixes.csv"
+EYE_LABELS = REPO / "training" / "labels" / "masked_gender_by_eye.csv"
 HEADER = "path,x1,y1,x2,y2,mask,gender,age,was,note\n"
 
 
@@ -87,9 +89,7 @@ def test_missing_file_and_columns_are_one_line_errors(tmp_path):
         read_fixes(tmp_path / "short.csv")
 
 
-def test_the_shipped_fixes_name_real_photos_and_boxes(shared_data):
-    fixes = read_fixes(SHIPPED)
-    assert fixes and all(f.mask is not None for f in fixes)
+def _assert_real_photos_and_dataset_boxes(fixes, shared_data) -> None:
     boxes = {}
     with open(shared_data / "face_mask_853" / "boxes.csv", newline="") as handle:
         for row in csv.DictReader(handle):
@@ -99,3 +99,45 @@ def test_the_shipped_fixes_name_real_photos_and_boxes(shared_data):
         if fix.box is not None:
             listed = boxes[str(fix.path.relative_to("face_mask_853"))]
             assert any(max(abs(a - b) for a, b in zip(fix.box, box)) <= 1 for box in listed), fix
+
+
+def test_the_shipped_fixes_name_real_photos_and_boxes(shared_data):
+    fixes = read_fixes(SHIPPED)
+    assert fixes and all(f.mask is not None for f in fixes)
+    _assert_real_photos_and_dataset_boxes(fixes, shared_data)
+
+
+class _Cache:
+    """The one thing fix_training_faces asks of a cache: all of its faces."""
+
+    def __init__(self, faces: list[CachedFace]) -> None:
+        self.faces = faces
+
+    def read_faces(self) -> list[CachedFace]:
+        return list(self.faces)
+
+
+def test_eye_labels_apply_after_the_fixes_and_never_to_held_out_faces(tmp_path):
+    web = "/data/mask_web/with_mask/{}.jpg"
+    train = [face(web.format(i), Mask.WEAR, source="folders:mask_web") for i in (1, 2)]
+    held_out = face(web.format(3), Mask.WEAR, source="folders:mask_web")
+    fixes = write(tmp_path, "mask_web/with_mask/1.jpg,,,,,incorrect,male,,wear,nose out\n")
+    eye = tmp_path / "eye.csv"
+    eye.write_text(HEADER + "mask_web/with_mask/1.jpg,,,,,,female,,,\nmask_web/with_mask/2.jpg,,,,,,female,60+,,\n"
+                   "mask_web/with_mask/3.jpg,,,,,,male,,,\n", encoding="utf-8")
+    fixed = fix_training_faces(_Cache(train + [held_out]), train, fixes, eye)
+    assert [(f.row.mask, f.row.gender) for f in fixed] == [(Mask.INCORRECT, Gender.FEMALE), (Mask.WEAR, Gender.FEMALE)]
+    assert fixed[1].row.age_group == Age.OVER_60 and held_out.row.gender is None
+    assert fix_training_faces(_Cache(train), train, None, None) == train
+
+
+def test_the_shipped_eye_labels_name_training_photos_with_a_gender(shared_data):
+    labels = read_fixes(EYE_LABELS)
+    assert len(labels) >= 200 and all(f.mask is None and (f.gender is not None or f.age_group is not None) for f in labels)
+    assert {f.path.parts[0] for f in labels} <= {"face_mask_853", "mask_web"}
+    _assert_real_photos_and_dataset_boxes(labels, shared_data)
+    # none of them is a photo, or a person named by a file name, of the out-of-source check
+    with open(REPO / "training" / "labels" / "out_of_source.csv", newline="") as handle:
+        scored = [row["path"] for row in csv.DictReader(handle)]
+    assert not set(scored) & {str(f.path) for f in labels}
+    assert not ({named_person(p) for p in scored} - {None}) & {named_person(f.path) for f in labels}

@@ -131,11 +131,16 @@ def apply_fixes(train_faces: Sequence[CachedFace], held_out_faces: Sequence[Cach
     return out, summary
 
 
-def fix_training_faces(cache: Cache, train_faces: Sequence[CachedFace], path: Path | None) -> list[CachedFace]:
-    """`train`'s use: the training faces with the fixes in `path` (None: as they are); every other
-    face of the cache (validation and test) counts as held out."""
-    if path is None:
+def fix_training_faces(cache: Cache, train_faces: Sequence[CachedFace], *paths: Path | None) -> list[CachedFace]:
+    """`train`'s use: the training faces with the labels of each CSV in `paths` applied in turn
+    (None: skipped; where two files name one face, the later wins); every other face of the cache
+    (validation and test) counts as held out."""
+    files = [path for path in paths if path is not None]
+    if not files:
         return list(train_faces)
     training = {f.crop for f in train_faces}
     others = [f for f in cache.read_faces() if f.crop not in training]
-    return apply_fixes(train_faces, others, read_fixes(path), str(path))[0]
+    faces = list(train_faces)
+    for path in files:
+        faces = apply_fixes(faces, others, read_fixes(path), str(path))[0]
+    return faces

@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 CHANNELS_LAST_DEVICES = ("cuda", "cpu")
 
 #: Settings a resumed run must share with the run it continues.
-RESUME_MUST_MATCH = ("cache", "fold", "model", "single_head", "age_boundary", "seed", "batch_size", "select_on", "label_fixes")
+RESUME_MUST_MATCH = ("cache", "fold", "model", "single_head", "age_boundary", "seed", "batch_size", "select_on", "label_fixes", "eye_labels")
 StopCheck = Callable[[int, int], bool]  # (epoch, step) -> stop now?
 EpochHook = Callable[[dict], None]  # called with each finished epoch's metrics.csv row
 
@@ -224,7 +224,7 @@ def _build(config: TrainConfig, cache: Cache, world: distributed.World) -> _Run:
     device = distributed.place(world, pick_device(config.device))
     geometry = cache.read_info().geometry
     train_faces, val_faces = split_faces(cache, config.fold)
-    train_faces = fix_training_faces(cache, train_faces, config.label_fixes)  # --label-fixes, training photos only
+    train_faces = fix_training_faces(cache, train_faces, config.label_fixes, config.eye_labels)  # training photos only
     if config.single_head:
         check_single_head(train_faces + val_faces, config.age_boundary)
     train_labels = target_matrix(train_faces, config.age_boundary, config.single_head)

@@ -59,6 +59,8 @@ class TrainConfig:
                             "(`mask-train teach`: the dlib networks' confident answers)")
     label_fixes: Path | None = setting(None, "CSV of corrected labels for training photos (training/labels/README.md); "
                                        "validation and test photos keep the dataset's", metavar="CSV")
+    eye_labels: Path | None = setting(None, "CSV of gender / age labels given by eye to training photos that have none "
+                                      "(the format of --label-fixes; applied after them, before the teacher)", metavar="CSV")
     head_weights: dict[str, float] = setting(factory=lambda: {h: 1.0 for h in HEADS}, help="loss weight per head",
                                              metavar="HEAD=W")
     age_boundary: int = setting(OLD_AGE, "start of the oldest age group (58 moves 58-59 into 60+)", metavar="YEARS")
