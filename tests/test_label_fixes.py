@@ -11,6 +11,7 @@ import pytest
 from core.labels import Age, Gender, Mask
 from training.classifier.dataset import target_matrix, weigh_real_incorrect
 from training.classifier.fixes import apply_fixes, fix_training_faces, read_fixes
+from training.classifier.out_of_source import read_labels
 from training.config import ConfigError
 from training.data.cache import CachedFace
 from training.data.records import ManifestRow
@@ -141,3 +142,22 @@ def test_the_shipped_eye_labels_name_training_photos_with_a_gender(shared_data):
         scored = [row["path"] for row in csv.DictReader(handle)]
     assert not set(scored) & {str(f.path) for f in labels}
     assert not ({named_person(p) for p in scored} - {None}) & {named_person(f.path) for f in labels}
+
+
+def test_the_real_faces_by_eye_of_validation_and_test_are_apart_from_training_labels(shared_data):
+    """real_val_by_eye.csv / real_test_by_eye.csv (labels README): valid rows on real photos, and no photo
+    in two of: validation, test, the out-of-source check, the training faces labelled by eye."""
+    labels = REPO / "training" / "labels"
+    files = {name: read_labels(labels / f"{name}.csv") for name in ("real_val_by_eye", "real_test_by_eye", "out_of_source")}
+    for name in ("real_val_by_eye", "real_test_by_eye"):
+        faces = files[name]
+        assert sum(f.gender != "unclear" for f in faces) >= 200, name
+        assert {f.source for f in faces} == {"face_mask_853", "mask_web"}
+        for f in faces:
+            assert (shared_data / f.path).is_file(), f.path
+    photos = {name: {f.path for f in faces} for name, faces in files.items()}
+    photos["masked_gender_by_eye"] = {str(f.path) for f in read_fixes(EYE_LABELS)}
+    names = sorted(photos)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not photos[a] & photos[b], (a, b, sorted(photos[a] & photos[b])[:3])
