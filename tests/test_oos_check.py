@@ -25,6 +25,7 @@ from training.config import ConfigError  # noqa: E402
 from tests.train_helpers import utk_faces  # noqa: E402
 
 ROWS = 14
+REAL_VAL = DEFAULT_LABELS.parent / "real_val_by_eye.csv"
 
 
 def first_rows(path: Path, n: int = ROWS, extra: str = "") -> Path:
@@ -137,6 +138,14 @@ def test_a_run_selects_on_out_of_source_faces_and_evaluate_reports_them(tiny_cac
     assert lines["age macro-F1, masked"].endswith(f"({masked_aged}) |")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["out_of_source"]["gender accuracy, all"]["n"] == sum(f.gender != "unclear" for f in faces)
+    # several labels files are pooled: the real faces of the validation fold labelled by eye, beside these
+    more = tmp_path / "more.csv"
+    more.write_text("\n".join((REAL_VAL.read_text(encoding="utf-8").splitlines())[:7]) + "\n", encoding="utf-8")
+    assert main(["evaluate", "--run-dir", str(run), "--out", str(tmp_path / "pooled"), "--out-of-source",
+                 "--oos-labels", str(labels), str(more), "--oos-data", str(shared_data)]) == 0
+    pooled = json.loads((tmp_path / "pooled" / "metrics.json").read_text())["out_of_source"]
+    assert pooled["gender accuracy, all"]["n"] == sum(f.gender != "unclear" for f in faces + read_labels(more))
+    assert "(labels.csv, more.csv)" in (tmp_path / "pooled" / "out_of_source.md").read_text()
     report = (out / "report.md").read_text()
     assert "## Out-of-source faces" in report and "## Fairness" in report
     # fairness: the validation fold's UTKFace faces by race (from their names) and by gender

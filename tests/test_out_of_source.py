@@ -181,3 +181,20 @@ def test_bad_labels_give_one_line_and_write_nothing(tmp_path: Path, capsys: pyte
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "labels.csv:2" in err and "gender 'robot'" in err and "\n" not in err
     assert not out.exists()
+
+
+def test_label_files_pool_in_order_and_a_face_in_two_files_is_refused(tmp_path: Path) -> None:
+    from training.classifier.out_of_source import LabelsError, read_label_files
+
+    header = "source,path,x1,y1,x2,y2,mask,gender,age,note\n"
+    first, second, clash = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    first.write_text(header + "mask_web,mask_web/x/1.jpg,0,0,50,50,wear,female,unclear,\n", encoding="utf-8")
+    second.write_text(header + "mask_web,mask_web/x/2.jpg,0,0,50,50,not_wear,male,<30,\n"
+                      "mask_web,mask_web/x/1.jpg,10,0,60,50,wear,male,unclear,\n", encoding="utf-8")  # same photo, other face
+    clash.write_text(header + "mask_web,mask_web/x/1.jpg,0,0,50,50,wear,female,unclear,\n", encoding="utf-8")
+    pooled = read_label_files([first, second])
+    assert [(f.path, f.gender) for f in pooled] == [("mask_web/x/1.jpg", "female"), ("mask_web/x/2.jpg", "male"),
+                                                    ("mask_web/x/1.jpg", "male")]
+    assert read_label_files(first) == pooled[:1]
+    with pytest.raises(LabelsError, match="also in .*a.csv"):
+        read_label_files([first, clash])

@@ -218,7 +218,8 @@ def out_of_source(config: EvaluateConfig, geometry: CropGeometry, predict: Calla
     the Markdown table, bare vs masked with counts, and its figures for metrics.json."""
     oos = oos_check.load_set(config.oos_labels, config.oos_data, geometry.input_size, geometry.crop_margin, progress)
     found = oos_check.verdicts(name, predict(oos.crops))
-    table = f"{oos.describe()} ({config.oos_labels.name}). Cells: value (faces behind it).\n\n" + markdown_table([found], oos.faces)
+    names = ", ".join(Path(p).name for p in config.oos_labels)
+    table = f"{oos.describe()} ({names}). Cells: value (faces behind it).\n\n" + markdown_table([found], oos.faces)
     return table, {f.name: {"value": f.value, "n": f.n} for f in oos_check.figures(oos, found).values()}
 
 

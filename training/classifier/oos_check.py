@@ -10,7 +10,7 @@ once, before the first epoch.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from core.classifier import Classifier
 from core.crop import crop_face, to_input
 from core.imageio import ImageReadError, load_image
 from core.labels import HEADS, LABEL_NAMES, marginals
-from training.classifier.out_of_source import Figure, LabelledFace, Verdicts, read_labels, score
+from training.classifier.out_of_source import Figure, LabelledFace, Verdicts, read_label_files, score
 from training.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,13 @@ class OutOfSourceSet:
                 f"{aged} with an age group), {len(self.unreadable)} photos unreadable")
 
 
-def load_set(labels: Path, data_root: Path, input_size: int, crop_margin: float, progress: bool = False) -> OutOfSourceSet:
-    """Read the labels and crop every face once; a photo that cannot be read is left out (logged)."""
+def load_set(labels: Path | Sequence[Path], data_root: Path, input_size: int, crop_margin: float,
+             progress: bool = False) -> OutOfSourceSet:
+    """Read the labels (one CSV or several, pooled) and crop every face once; a photo that cannot be
+    read is left out (logged)."""
     if not Path(data_root).is_dir():
         raise ConfigError(f"out-of-source photos: {data_root} is not a folder (--oos-data)")
-    faces = read_labels(labels)
+    faces = read_label_files(labels)
     by_photo: dict[str, list[int]] = {}
     for i, face in enumerate(faces):
         by_photo.setdefault(face.path, []).append(i)

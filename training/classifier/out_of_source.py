@@ -67,6 +67,22 @@ def read_labels(path: Path, limit: int | None = None) -> list[LabelledFace]:
     return faces
 
 
+def read_label_files(paths: Path | str | Sequence[Path | str]) -> list[LabelledFace]:
+    """The rows of one labels CSV or of several pooled (e.g. out_of_source.csv and real_val_by_eye.csv),
+    in order; a face (photo and box) in two files is refused, as it would count twice."""
+    files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    faces: list[LabelledFace] = []
+    seen: dict[tuple[str, tuple[float, ...]], Path] = {}
+    for path in files:
+        for face in read_labels(path):
+            key = (face.path, face.box)
+            if key in seen:
+                raise LabelsError(f"{path}: {face.path} {face.box} is also in {seen[key]}")
+            seen[key] = path
+            faces.append(face)
+    return faces
+
+
 def _face_of(row: dict[str, str], where: str) -> LabelledFace:
     try:
         box = tuple(float(row[c]) for c in ("x1", "y1", "x2", "y2"))

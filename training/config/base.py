@@ -77,7 +77,7 @@ def coerce_value(name: str, value: Any, hint: Any) -> Any:
         if hint is bool and not isinstance(value, bool):
             raise ConfigError(f"{name} must be true or false, not {value!r}")
         if origin is tuple:
-            items = tuple(value) if not isinstance(value, str) else (value,)
+            items = (value,) if isinstance(value, (str, Path)) else tuple(value)
             if args and args[-1] is not Ellipsis:
                 if len(items) != len(args):
                     raise ConfigError(f"{name} needs {len(args)} values, got {len(items)}")

@@ -14,6 +14,8 @@ from training.config.base import ConfigError, coerce, setting
 
 #: The out-of-source faces of issue 16 (training/labels/README.md): gender and age by eye, other sources than UTKFace.
 OOS_LABELS = Path(__file__).resolve().parents[1] / "labels" / "out_of_source.csv"
+OOS_LABELS_HELP = ("out-of-source labels CSV (training/labels/README.md); several are pooled, e.g. out_of_source.csv "
+                   "real_val_by_eye.csv")
 #: Where that file's photo paths start, as the recipes' ../shared/data (run from the repository root).
 OOS_DATA = Path("../shared/data")
 #: Where `make dlib-models` unpacks the dlib gender and age networks, the teacher (training.teacher).
@@ -89,7 +91,7 @@ class TrainConfig:
                              "(mean of the out-of-source gender accuracy, age macro-F1 and the fold's mask macro-F1)", choices=SELECT_ON)
     out_of_source: bool = setting(False, "score the out-of-source faces (--oos-labels) after every epoch, logged in metrics.csv "
                                   "beside the validation scores (implied by --select-on out-of-source)")
-    oos_labels: Path = setting(OOS_LABELS, "out-of-source labels CSV (training/labels/README.md)", metavar="CSV")
+    oos_labels: tuple[Path, ...] = setting(factory=lambda: (OOS_LABELS,), help=OOS_LABELS_HELP, metavar="CSV")
     oos_data: Path = setting(OOS_DATA, "folder the out-of-source CSV's photo paths are relative to", metavar="DIR")
     seed: int = setting(0, "seed")
     device: str = setting("auto", "device", choices=("auto", "cuda", "mps", "cpu"))
@@ -186,8 +188,9 @@ class TeachConfig:
     age_confidence: float = setting(0.98, "give an age group only when the teacher's probability of it is at least P", metavar="P")
     min_face: int = setting(24, "faces whose box has a shorter side are not labelled", metavar="PX")
     age_boundary: int = setting(OLD_AGE, "start of the oldest age group (as train's)", metavar="YEARS")
-    oos_labels: Path = setting(OOS_LABELS, "out-of-source labels CSV: its photos are never labelled, and the teacher is "
-                               "scored on its faces (teacher_check.md)", metavar="CSV")
+    oos_labels: tuple[Path, ...] = setting(factory=lambda: (OOS_LABELS,), help="out-of-source labels CSV(s): their photos "
+                                           "are never labelled, and the teacher is scored on their faces (teacher_check.md)",
+                                           metavar="CSV")
     oos_data: Path = setting(OOS_DATA, "folder the out-of-source CSV's photo paths are relative to", metavar="DIR")
     twins: int = setting(0, "draw K synthetic masks on each bare face the teacher labels (masked twins; "
                          "train --teacher trains on those of its training photos)", metavar="K")
@@ -222,7 +225,7 @@ class EvaluateConfig:
     batch_size: int = setting(64, "batch size")
     out_of_source: bool = setting(False, "also score the out-of-source faces (--oos-labels): gender accuracy and age "
                                   "macro-F1, bare vs masked, with counts (out_of_source.md)")
-    oos_labels: Path = setting(OOS_LABELS, "out-of-source labels CSV (training/labels/README.md)", metavar="CSV")
+    oos_labels: tuple[Path, ...] = setting(factory=lambda: (OOS_LABELS,), help=OOS_LABELS_HELP, metavar="CSV")
     oos_data: Path = setting(OOS_DATA, "folder the out-of-source CSV's photo paths are relative to", metavar="DIR")
 
     def __post_init__(self) -> None:
@@ -275,7 +278,7 @@ class CalibrateConfig:
                                  "(0: the best τ alone)", metavar="D")
     out: Path | None = setting(None, "report (default: <file>.calibrate.md beside the file)", metavar="FILE")
     batch_size: int = setting(64, "batch size")
-    oos_labels: Path = setting(OOS_LABELS, "out-of-source labels CSV (training/labels/README.md)", metavar="CSV")
+    oos_labels: tuple[Path, ...] = setting(factory=lambda: (OOS_LABELS,), help=OOS_LABELS_HELP, metavar="CSV")
     oos_data: Path = setting(OOS_DATA, "folder the out-of-source CSV's photo paths are relative to", metavar="DIR")
 
     def __post_init__(self) -> None:

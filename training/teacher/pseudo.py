@@ -33,7 +33,7 @@ from core.imageio import ImageReadError, load_image
 from core.labels import LABEL_NAMES
 from training.classifier.dataset import target_matrix
 from training.classifier.metrics import IGNORE
-from training.classifier.out_of_source import SPLITS, UNCLEAR, LabelledFace, read_labels
+from training.classifier.out_of_source import SPLITS, UNCLEAR, LabelledFace, read_label_files
 from training.config.base import ConfigError
 from training.data.cache import Cache, CachedFace
 from training.teacher.align import FaceGeometry, Landmarker
@@ -128,7 +128,7 @@ def teach(config) -> TeachSummary:
     """Label the cache's real faces that lack gender or age; write teacher.csv and teacher_check.md."""
     cache = Cache(config.cache)
     records = cache.read_records()
-    oos_faces = read_labels(config.oos_labels)
+    oos_faces = read_label_files(config.oos_labels)
     excluded = excluded_people(records, oos_faces, config.oos_data)
     unlabelled = [r for r in records if _is_pupil(r)]
     candidates = [r for r in unlabelled if r not in excluded]
