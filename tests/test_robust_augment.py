@@ -134,7 +134,27 @@ def test_occlusion_covers_part_of_the_face_and_nothing_else(crop):
         assert count - 1 <= 6  # one shape (a hand's fingers may touch or not), not noise all over
 
 
-ALL_ON = AugmentConfig(**{name: 1.0 for name in ROBUST_PROBABILITIES})
+def test_tight_crop_keeps_about_the_face_box_and_blacks_out_the_rest(crop):
+    size, margin = crop.shape[0], GEOMETRY.crop_margin
+    inner = size / (1 + 2 * margin)  # the face box's side in the view
+    edge = (size - inner) / 2
+    tops = []
+    for seed in range(12):
+        view = robust.tight_crop(crop, margin, rng(seed))
+        assert view.shape == crop.shape and view.dtype == np.uint8
+        kept = np.any(view != 0, axis=2) | np.all(crop == 0, axis=2)
+        ys, xs = np.nonzero(kept)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        assert np.array_equal(view[y0:y1, x0:x1], crop[y0:y1, x0:x1])  # one rectangle kept as it was
+        assert not view[:y0].any() and not view[y1:].any() and not view[:, :x0].any() and not view[:, x1:].any()
+        assert edge - 0.1 * inner <= x0 and x1 <= size - edge + 0.1 * inner + 1  # about the box's sides
+        assert edge - 1 <= y0 <= edge + 0.2 * inner + 1  # the hair above the box is always gone
+        assert 0.35 < (y1 - y0) * (x1 - x0) / size**2 < 0.65
+        tops.append(y0)
+    assert len(set(tops)) > 3  # the top edge moves through the forehead
+
+
+ALL_ON = AugmentConfig(**{name: 1.0 for name in ROBUST_PROBABILITIES}, tight_crop=1.0)
 
 
 def test_every_robust_view_keeps_shape_and_is_a_function_of_the_seed(cached):
@@ -182,6 +202,9 @@ def test_train_settings_reach_the_augmentation_and_are_checked():
     assert {f.name for f in dataclasses.fields(AugmentConfig)} - {"aspect"} <= {f.name for f in dataclasses.fields(TrainConfig)}
     with pytest.raises(ConfigError, match="jpeg is a probability"):
         TrainConfig(jpeg=1.5)
+    with pytest.raises(ConfigError, match="tight_crop is a probability"):
+        TrainConfig(tight_crop=-0.1)
+    assert augment_config(TrainConfig(tight_crop=0.3)).tight_crop == 0.3
     with pytest.raises(ConfigError, match="rotate_degrees"):
         TrainConfig(rotate_degrees=120.0)
 

@@ -6,9 +6,9 @@ index), so an epoch is the same whether run straight through or resumed, with an
 
 The robust augmentations (issue 16: what breaks on faces from other sources: low resolution,
 blur, compression, grayscale, colour casts, tilted heads, profiles, faces cut by the frame,
-hands over the face) are in training.classifier.robust; each has a probability, 0 by default,
-and draws from the generator only when it is on, so a run without them sees exactly the views
-it saw before they existed.
+hands over the face, photos cut tight around the face) are in training.classifier.robust; each
+has a probability, 0 by default, and draws from the generator only when it is on, so a run
+without them sees exactly the views it saw before they existed.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ class AugmentConfig:
     profile: float = 0.0
     edge_cut: float = 0.0
     occlusion: float = 0.0
+    tight_crop: float = 0.0
 
 
 def augment_config(config) -> AugmentConfig:
@@ -99,7 +100,7 @@ def augment(cached: np.ndarray, geometry: CropGeometry, config: AugmentConfig, r
     """The training view of a cached crop: input_size × input_size BGR uint8.
 
     Order: the tilt (on the context crop, so corners come from real pixels), the window, the flip,
-    the frame edge; colours; occluders; then what a camera and an encoder do last: blur, low
+    the frame edge, the tight photo; colours; occluders; then what a camera and an encoder do last: blur, low
     resolution, JPEG."""
     if _happens(config.rotate, rng):
         cached = robust.rotate(cached, rng.uniform(-config.rotate_degrees, config.rotate_degrees))
@@ -111,6 +112,8 @@ def augment(cached: np.ndarray, geometry: CropGeometry, config: AugmentConfig, r
         image = np.ascontiguousarray(image[:, ::-1])
     if _happens(config.edge_cut, rng):
         image = robust.edge_cut(image, rng)
+    if _happens(config.tight_crop, rng):
+        image = robust.tight_crop(image, geometry.crop_margin, rng)
     image = color_jitter(image, config.color_jitter, rng)
     if _happens(config.color_shift, rng):
         image = robust.color_shift(image, rng)

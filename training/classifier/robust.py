@@ -99,6 +99,24 @@ def edge_cut(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def tight_crop(image: np.ndarray, crop_margin: float, rng: np.random.Generator) -> np.ndarray:
+    """A photo cut tight around the face, as many web photos of masked faces are: hair, ears and
+    background gone, so gender and age must come from the face itself. core.crop fills what lies
+    outside such a photo with black, so all but a rectangle about the detector's box (its sides
+    ±8 %, its top 0-20 % lower, through the forehead) becomes black; `crop_margin` says where the
+    box lies in the view."""
+    size = image.shape[0]
+    inner = size / (1.0 + 2.0 * crop_margin)  # the face box's side in the view
+    edge = (size - inner) / 2.0
+    x0 = int(round(max(0.0, edge + rng.uniform(-0.08, 0.08) * inner)))
+    x1 = int(round(min(size, size - edge + rng.uniform(-0.08, 0.08) * inner)))
+    y0 = int(round(max(0.0, edge + rng.uniform(0.0, 0.2) * inner)))
+    y1 = int(round(min(size, size - edge + rng.uniform(-0.05, 0.1) * inner)))
+    out = np.zeros_like(image)
+    out[y0:y1, x0:x1] = image[y0:y1, x0:x1]
+    return out
+
+
 def occlude(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Something over the face: a hand-like shape (palm and fingers, in a skin tone) or a random
     blob (a polygon in a random colour or noise), both 0.12-0.3 of the side across or more."""

@@ -83,6 +83,8 @@ class TrainConfig:
     profile: float = setting(0.0, "probability of a profile-like crop: face off-centre and narrower", metavar="P")
     edge_cut: float = setting(0.0, "probability of a face cut by the frame edge (a side black or edge-replicated)", metavar="P")
     occlusion: float = setting(0.0, "probability of a hand-like or random blob over the face (besides --cutout)", metavar="P")
+    tight_crop: float = setting(0.0, "probability of a photo cut tight around the face: all but about the face box black "
+                                "(no hair, ears or background)", metavar="P")
     mixup: float = setting(0.0, "mixup Beta alpha (0: off)", metavar="ALPHA")
     cutmix: float = setting(0.0, "cutmix Beta alpha (0: off)", metavar="ALPHA")
     # run
@@ -119,7 +121,7 @@ class TrainConfig:
             raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}")
         if self.select_on not in SELECT_ON:
             raise ConfigError(f"select_on must be one of {', '.join(SELECT_ON)}")
-        for name in ("cutout", *ROBUST_PROBABILITIES):
+        for name in ("cutout", "tight_crop", *ROBUST_PROBABILITIES):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} is a probability: it must be within [0, 1]")
         if not 0.0 <= self.rotate_degrees <= 90.0:
