@@ -138,8 +138,7 @@ def test_the_shipped_eye_labels_name_training_photos_with_a_gender(shared_data):
     assert {f.path.parts[0] for f in labels} <= {"face_mask_853", "mask_web"}
     _assert_real_photos_and_dataset_boxes(labels, shared_data)
     # none of them is a photo, or a person named by a file name, of the out-of-source check
-    with open(REPO / "training" / "labels" / "out_of_source.csv", newline="") as handle:
-        scored = [row["path"] for row in csv.DictReader(handle)]
+    scored = [f.path for f in read_labels(REPO / "training" / "labels" / "out_of_source.csv")]
     assert not set(scored) & {str(f.path) for f in labels}
     assert not ({named_person(p) for p in scored} - {None}) & {named_person(f.path) for f in labels}
 
