@@ -99,15 +99,19 @@ def balanced_weights(labels: np.ndarray) -> np.ndarray:
 
 def fair_weights(faces: Sequence[CachedFace]) -> np.ndarray:
     """Per-sample weights for a WeightedRandomSampler (`--sampler fair`): the faces with a gender
-    label are drawn, together, as often as under plain random sampling, but each (gender, race)
-    group of them equally often (an unknown race is a group of its own); the mask-only photos keep
-    their weight of 1, so their share of the batches does not change."""
-    keys = [(int(f.row.gender), f.row.race) if f.row.gender is not None else None for f in faces]
+    and a race are drawn, together, as often as under plain random sampling, but each (gender,
+    race) group of them equally often. Every other face keeps its weight of 1, so its share of the
+    batches does not change: the mask-only photos, and faces whose race is unknown (real photos
+    with a gender by eye, UTKFace files without a race field). Unknown is not a group to balance:
+    as one, 2 UTKFace faces were each drawn ~500 times an epoch (recipes before 2026-12-05)."""
+    keys = [(int(f.row.gender), f.row.race) if f.row.gender is not None and f.row.race is not None else None for f in faces]
     groups = Counter(k for k in keys if k is not None)
-    labelled = sum(groups.values())
-    weights = [1.0 if k is None else labelled / (len(groups) * groups[k]) for k in keys]
+    balanced = sum(groups.values())
+    weights = [1.0 if k is None else balanced / (len(groups) * groups[k]) for k in keys]
     if groups:
-        log.info("fair sampler: %d (gender, race) groups over %d faces, %d mask-only photos", len(groups), labelled, len(faces) - labelled)
+        unknown_race = sum(1 for f, k in zip(faces, keys) if k is None and f.row.gender is not None)
+        log.info("fair sampler: %d (gender, race) groups over %d faces; %d with a gender but no race and %d mask-only photos "
+                 "drawn as under random sampling", len(groups), balanced, unknown_race, len(faces) - balanced - unknown_race)
     return np.array(weights, dtype=np.float64)
 
 

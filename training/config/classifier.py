@@ -54,13 +54,15 @@ class TrainConfig:
     focal_gamma: float = setting(0.0, "focal loss gamma (0: plain cross-entropy)")
     class_weights: bool = setting(False, "inverse-frequency class weights in the loss")
     sampler: str = setting("random", "weighted: balance the mask·gender·age combinations; fair: draw each (gender, race) "
-                           "group of the gender-labelled faces about equally, mask-only photos keeping their share", choices=SAMPLERS)
+                           "group of the faces with both about equally, the others (mask-only, race unknown) "
+                           "keeping their share", choices=SAMPLERS)
     real_incorrect_weight: float = setting(1.0, "draw each real (not synthetic) wrongly worn photo this many times as often "
                                            "as the sampler would", metavar="W")
     teacher: bool = setting(False, "fill the missing gender / age targets of training photos from <cache>/teacher.csv "
                             "(`mask-train teach`: the dlib networks' confident answers)")
-    label_fixes: Path | None = setting(None, "CSV of corrected labels for training photos (training/labels/README.md); "
-                                       "validation and test photos keep the dataset's", metavar="CSV")
+    label_fixes: tuple[Path, ...] | None = setting(None, "CSV(s) of corrected labels for training photos "
+                                                   "(training/labels/README.md), applied in turn; validation and test "
+                                                   "photos keep the dataset's", metavar="CSV")
     eye_labels: Path | None = setting(None, "CSV of gender / age labels given by eye to training photos that have none "
                                       "(the format of --label-fixes; applied after them, before the teacher)", metavar="CSV")
     head_weights: dict[str, float] = setting(factory=lambda: {h: 1.0 for h in HEADS}, help="loss weight per head",
