@@ -12,7 +12,7 @@ from core.labels import Age, Gender, Mask
 from training.classifier.dataset import target_matrix, weigh_real_incorrect
 from training.classifier.fixes import apply_fixes, fix_training_faces, read_fixes
 from training.classifier.out_of_source import read_labels
-from training.config import ConfigError
+from training.config import ConfigError, TrainConfig, load_saved, to_dict
 from training.data.cache import CachedFace
 from training.data.records import ManifestRow
 from training.teacher.pseudo import named_person
@@ -20,6 +20,7 @@ from training.teacher.pseudo import named_person
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "training" / "labels" / "label_fixes.csv"
 EYE_LABELS = REPO / "training" / "labels" / "masked_gender_by_eye.csv"
+WRONGLY_WORN = REPO / "training" / "labels" / "wrongly_worn_by_eye.csv"
 HEADER = "path,x1,y1,x2,y2,mask,gender,age,was,note\n"
 
 
@@ -106,6 +107,36 @@ def test_the_shipped_fixes_name_real_photos_and_boxes(shared_data):
     fixes = read_fixes(SHIPPED)
     assert fixes and all(f.mask is not None for f in fixes)
     _assert_real_photos_and_dataset_boxes(fixes, shared_data)
+
+
+def test_the_shipped_wrongly_worn_labels_are_training_photos_apart_from_every_scored_set(shared_data):
+    """wrongly_worn_by_eye.csv (labels README): masks judged wrongly worn by eye on training photos the
+    dataset files as worn; none of them already fixed, scored out of source, or in validation / test."""
+    fixes = read_fixes(WRONGLY_WORN)
+    assert len(fixes) >= 20 and all(f.mask == Mask.INCORRECT and f.gender is None and f.age_group is None for f in fixes)
+    _assert_real_photos_and_dataset_boxes(fixes, shared_data)
+    assert not {f.path for f in fixes} & {f.path for f in read_fixes(SHIPPED)}
+    labels = REPO / "training" / "labels"
+    scored = {Path(f.path) for name in ("out_of_source", "real_val_by_eye", "real_test_by_eye")
+              for f in read_labels(labels / f"{name}.csv")}
+    assert not scored & {Path(f.path) for f in fixes}
+
+
+def test_several_fix_files_apply_in_turn_and_old_runs_settings_still_compare(tmp_path):
+    web = "/data/mask_web/with_mask/{}.jpg"
+    train = [face(web.format(i), Mask.WEAR, source="folders:mask_web") for i in (1, 2)]
+    first = write(tmp_path, "mask_web/with_mask/1.jpg,,,,,incorrect,,,wear,nose out\n")
+    second = tmp_path / "second.csv"
+    second.write_text(HEADER + "mask_web/with_mask/1.jpg,,,,,not_wear,,,wear,\nmask_web/with_mask/2.jpg,,,,,incorrect,,,wear,\n",
+                      encoding="utf-8")
+    config = TrainConfig(cache=tmp_path, label_fixes=[first, second])
+    assert config.label_fixes == (first, second) and TrainConfig(cache=tmp_path, label_fixes=first).label_fixes == (first,)
+    fixed = fix_training_faces(_Cache(train), train, *config.label_fixes)
+    assert [f.row.mask for f in fixed] == [Mask.NOT_WEAR, Mask.INCORRECT]  # the later file wins
+    # a run saved when --label-fixes took one file resumes with that one file (train's resume check)
+    saved = to_dict(load_saved(TrainConfig, {"cache": str(tmp_path), "label_fixes": str(first)}))
+    assert saved["label_fixes"] == to_dict(TrainConfig(cache=tmp_path, label_fixes=first))["label_fixes"]
+    assert to_dict(load_saved(TrainConfig, {"cache": str(tmp_path)}))["label_fixes"] is None
 
 
 class _Cache:

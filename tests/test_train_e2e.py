@@ -23,7 +23,7 @@ from core.labels import LABEL_NAMES  # noqa: E402
 from training import checkpoint  # noqa: E402
 from training.data.cache import Cache  # noqa: E402
 from training.cli import main  # noqa: E402
-from training.config import PrepareConfig, TrainConfig  # noqa: E402
+from training.config import ConfigError, PrepareConfig, TrainConfig  # noqa: E402
 from training.classifier.evaluate import load_best, model_from_state, runtime_crops  # noqa: E402
 from training.data.prepare import prepare  # noqa: E402
 from training.classifier.train import train  # noqa: E402
@@ -106,6 +106,12 @@ def test_prepare_split_train_resume_evaluate_export_classify(workdir, tmp_path):
 
     # A second run into the same folder must say --resume, not overwrite it.
     assert main(["train", "--cache", str(cache_dir), "--run-dir", str(run), "--model", MODEL]) == 2
+
+    # Resuming with other training labels is refused (a run must not change labels half way).
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text("path,x1,y1,x2,y2,mask,gender,age,was,note\nno/such.jpg,,,,,incorrect,,,wear,\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="label_fixes"):
+        train(_train_config(cache_dir, run, resume=True, label_fixes=fixes), progress=False)
 
     # ---- resume: only epoch 2 runs, and it ends where an uninterrupted run ends
     resumed = train(_train_config(cache_dir, run, resume=True), progress=False)

@@ -54,7 +54,7 @@ from training.classifier.metrics import score
 from training.classifier.mixing import mix_batch
 from training.classifier.model import MaskClassifier, build_model, head_sizes
 from training.classifier.optim import cosine_with_warmup, epoch_generator, param_groups, pick_device, seed_everything
-from training.config import ConfigError, TrainConfig, saved_dict, to_dict
+from training.config import ConfigError, TrainConfig, load_saved, saved_dict, to_dict
 from training.data.cache import Cache
 from training.logfile import log_to_file
 from training.teacher.pseudo import with_teacher
@@ -224,7 +224,7 @@ def _build(config: TrainConfig, cache: Cache, world: distributed.World) -> _Run:
     device = distributed.place(world, pick_device(config.device))
     geometry = cache.read_info().geometry
     train_faces, val_faces = split_faces(cache, config.fold)
-    train_faces = fix_training_faces(cache, train_faces, config.label_fixes, config.eye_labels)  # training photos only
+    train_faces = fix_training_faces(cache, train_faces, *(config.label_fixes or ()), config.eye_labels)  # training photos only
     if config.single_head:
         check_single_head(train_faces + val_faces, config.age_boundary)
     train_labels = target_matrix(train_faces, config.age_boundary, config.single_head)
@@ -279,11 +279,10 @@ def _resume(run: _Run, path: Path) -> tuple[int, float, int, int, list[dict]]:
     if not path.exists():
         raise ConfigError(f"--resume: no checkpoint at {path}")
     state = checkpoint.load(path)
-    saved = json.loads(state["config"])
+    saved = to_dict(load_saved(TrainConfig, json.loads(state["config"]), str(path)))  # in today's types and defaults
     now = to_dict(run.config)
     saved["cache"], now["cache"] = os.path.abspath(saved["cache"]), os.path.abspath(now["cache"])
-    before = to_dict(TrainConfig())  # a setting the saved run predates had its default
-    different = [f"{k}: {saved.get(k, before[k])!r} -> {now[k]!r}" for k in RESUME_MUST_MATCH if saved.get(k, before[k]) != now[k]]
+    different = [f"{k}: {saved[k]!r} -> {now[k]!r}" for k in RESUME_MUST_MATCH if saved[k] != now[k]]
     if different:
         raise ConfigError("cannot resume with other settings: " + "; ".join(different))
     run.model.load_state_dict(state["model"])
