@@ -111,7 +111,8 @@ def test_the_shipped_fixes_name_real_photos_and_boxes(shared_data):
 
 def test_the_shipped_wrongly_worn_labels_are_training_photos_apart_from_every_scored_set(shared_data):
     """wrongly_worn_by_eye.csv (labels README): masks judged wrongly worn by eye on training photos the
-    dataset files as worn; none of them already fixed, scored out of source, or in validation / test."""
+    dataset files as worn; none of them already fixed, nor a photo or person scored out of source or in
+    validation / test."""
     fixes = read_fixes(WRONGLY_WORN)
     assert len(fixes) >= 20 and all(f.mask == Mask.INCORRECT and f.gender is None and f.age_group is None for f in fixes)
     _assert_real_photos_and_dataset_boxes(fixes, shared_data)
@@ -120,6 +121,7 @@ def test_the_shipped_wrongly_worn_labels_are_training_photos_apart_from_every_sc
     scored = {Path(f.path) for name in ("out_of_source", "real_val_by_eye", "real_test_by_eye")
               for f in read_labels(labels / f"{name}.csv")}
     assert not scored & {Path(f.path) for f in fixes}
+    assert not ({named_person(p) for p in scored} - {None}) & {named_person(f.path) for f in fixes}  # nor their people
 
 
 def test_several_fix_files_apply_in_turn_and_old_runs_settings_still_compare(tmp_path):
