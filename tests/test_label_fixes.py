@@ -103,6 +103,18 @@ def _assert_real_photos_and_dataset_boxes(fixes, shared_data) -> None:
             assert any(max(abs(a - b) for a, b in zip(fix.box, box)) <= 1 for box in listed), fix
 
 
+SCORED = ("out_of_source", "real_val_by_eye", "real_test_by_eye")
+
+
+def _assert_apart_from_scored_sets(paths: set[str]) -> None:
+    """No photo, nor a person named by a file name, of the faces that choose or judge a model (out of
+    source, validation and test by eye) among `paths` (training labels)."""
+    scored = {str(f.path) for name in SCORED for f in read_labels(REPO / "training" / "labels" / f"{name}.csv")}
+    assert not scored & paths, sorted(scored & paths)[:3]
+    people = {named_person(p) for p in scored} - {None}
+    assert not people & {named_person(p) for p in paths}
+
+
 def test_the_shipped_fixes_name_real_photos_and_boxes(shared_data):
     fixes = read_fixes(SHIPPED)
     assert fixes and all(f.mask is not None for f in fixes)
@@ -117,11 +129,7 @@ def test_the_shipped_wrongly_worn_labels_are_training_photos_apart_from_every_sc
     assert len(fixes) >= 20 and all(f.mask == Mask.INCORRECT and f.gender is None and f.age_group is None for f in fixes)
     _assert_real_photos_and_dataset_boxes(fixes, shared_data)
     assert not {f.path for f in fixes} & {f.path for f in read_fixes(SHIPPED)}
-    labels = REPO / "training" / "labels"
-    scored = {Path(f.path) for name in ("out_of_source", "real_val_by_eye", "real_test_by_eye")
-              for f in read_labels(labels / f"{name}.csv")}
-    assert not scored & {Path(f.path) for f in fixes}
-    assert not ({named_person(p) for p in scored} - {None}) & {named_person(f.path) for f in fixes}  # nor their people
+    _assert_apart_from_scored_sets({str(f.path) for f in fixes})
 
 
 def test_several_fix_files_apply_in_turn_and_old_runs_settings_still_compare(tmp_path):
@@ -170,17 +178,14 @@ def test_the_shipped_eye_labels_name_training_photos_with_a_gender(shared_data):
     assert len(labels) >= 200 and all(f.mask is None and (f.gender is not None or f.age_group is not None) for f in labels)
     assert {f.path.parts[0] for f in labels} <= {"face_mask_853", "mask_web"}
     _assert_real_photos_and_dataset_boxes(labels, shared_data)
-    # none of them is a photo, or a person named by a file name, of the out-of-source check
-    scored = [f.path for f in read_labels(REPO / "training" / "labels" / "out_of_source.csv")]
-    assert not set(scored) & {str(f.path) for f in labels}
-    assert not ({named_person(p) for p in scored} - {None}) & {named_person(f.path) for f in labels}
+    _assert_apart_from_scored_sets({str(f.path) for f in labels})
 
 
 def test_the_real_faces_by_eye_of_validation_and_test_are_apart_from_training_labels(shared_data):
     """real_val_by_eye.csv / real_test_by_eye.csv (labels README): valid rows on real photos, and no photo
     in two of: validation, test, the out-of-source check, the training faces labelled by eye."""
     labels = REPO / "training" / "labels"
-    files = {name: read_labels(labels / f"{name}.csv") for name in ("real_val_by_eye", "real_test_by_eye", "out_of_source")}
+    files = {name: read_labels(labels / f"{name}.csv") for name in SCORED}
     for name in ("real_val_by_eye", "real_test_by_eye"):
         faces = files[name]
         assert sum(f.gender != "unclear" for f in faces) >= 200, name
