@@ -1,0 +1,76 @@
+"""Would a bias on the gender head help an exported classifier? (issue 16)
+
+A bias b is added to each face's female log-odds, log p(female) - log p(male), for b from -1 to +1;
+each b is scored on the validation fold of the cache and on the pooled real faces labelled by eye
+(the same faces `mask-train calibrate` and the model choice use). The test split is never read. The
+ensemble is worth a bias only if one beats b = 0 on both; MODEL_CARD.md ("Age prior correction")
+records the answer for 0.9.
+
+    .venv/bin/python bench/gender_bias.py [--model FILE] [--cache DIR] [--fold K]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+import numpy as np  # noqa: E402
+
+from core.classifier import Classifier  # noqa: E402
+from core.labels import Gender  # noqa: E402
+from training.classifier import oos_check  # noqa: E402
+from training.classifier.dataset import target_matrix  # noqa: E402
+from training.classifier.evaluate import predict_onnx  # noqa: E402
+from training.classifier.folds import split_faces  # noqa: E402
+from training.classifier.metrics import IGNORE  # noqa: E402
+from training.data.cache import Cache  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+GENDER_COLUMN = 1  # target_matrix columns: mask, gender, age
+POOLED = [ROOT / "training/labels/out_of_source.csv", ROOT / "training/labels/real_val_by_eye.csv"]
+
+
+def female_log_odds(probs: np.ndarray) -> np.ndarray:
+    clipped = np.clip(probs, 1e-6, 1.0)
+    return np.log(clipped[:, Gender.FEMALE]) - np.log(clipped[:, Gender.MALE])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "assets/models/classifier.onnx", help="exported classifier")
+    parser.add_argument("--cache", type=Path, default=ROOT / "cache/robust_un", help="prepared and split cache")
+    parser.add_argument("--fold", type=int, default=0, help="validation fold")
+    parser.add_argument("--oos-data", type=Path, default=ROOT.parent / "shared/data", help="root of the labelled photos")
+    args = parser.parse_args()
+
+    classifier = Classifier(args.model)
+    cache = Cache(args.cache)
+    geometry = cache.read_info().geometry
+    _, val_faces = split_faces(cache, args.fold)
+    labels = target_matrix(val_faces, classifier.metadata.age_boundary, False)[:, GENDER_COLUMN]
+    known = labels != IGNORE
+    val_odds = female_log_odds(predict_onnx(classifier, [f for f, k in zip(val_faces, known) if k], 64)["gender"])
+    val_truth = labels[known]
+    pooled = oos_check.load_set(POOLED, args.oos_data, geometry.input_size, geometry.crop_margin)
+    by_eye = np.array([{"male": Gender.MALE, "female": Gender.FEMALE}.get(f.gender, -1) for f in pooled.faces])
+    gendered = by_eye >= 0
+    pooled_odds = female_log_odds(oos_check.predict_onnx(classifier, pooled.crops, 64)["gender"])[gendered]
+    pooled_truth = by_eye[gendered]
+
+    print(f"{args.model.name}: validation fold {len(val_truth)} faces, pooled real faces {len(pooled_truth)}")
+    print("| bias | fold right | women called male | men called female | pooled right | mean accuracy |")
+    print("|---|---|---|---|---|---|")
+    for bias in np.round(np.arange(-1.0, 1.0001, 0.1), 2) + 0.0:  # + 0.0: no "-0.0"
+        val_female = val_odds + bias > 0
+        fold_right = int((val_female == (val_truth == Gender.FEMALE)).sum())
+        pooled_right = int(((pooled_odds + bias > 0) == (pooled_truth == Gender.FEMALE)).sum())
+        women_as_men = int((~val_female & (val_truth == Gender.FEMALE)).sum())
+        men_as_women = int((val_female & (val_truth == Gender.MALE)).sum())
+        mean = (fold_right / len(val_truth) + pooled_right / len(pooled_truth)) / 2
+        print(f"| {bias:+.1f} | {fold_right} | {women_as_men} | {men_as_women} | {pooled_right} | {mean:.5f} |")
+
+
+if __name__ == "__main__":
+    main()
