@@ -21,15 +21,12 @@ import numpy as np  # noqa: E402
 from core.classifier import Classifier  # noqa: E402
 from core.labels import Gender  # noqa: E402
 from training.classifier import oos_check  # noqa: E402
-from training.classifier.dataset import target_matrix  # noqa: E402
-from training.classifier.evaluate import predict_onnx  # noqa: E402
-from training.classifier.folds import split_faces  # noqa: E402
-from training.classifier.metrics import IGNORE  # noqa: E402
+from training.classifier.evaluate import fold_head  # noqa: E402
+from training.classifier.out_of_source import DEFAULT_LABELS, GENDERS  # noqa: E402
 from training.data.cache import Cache  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-GENDER_COLUMN = 1  # target_matrix columns: mask, gender, age
-POOLED = [ROOT / "training/labels/out_of_source.csv", ROOT / "training/labels/real_val_by_eye.csv"]
+POOLED = [DEFAULT_LABELS, DEFAULT_LABELS.with_name("real_val_by_eye.csv")]
 
 
 def female_log_odds(probs: np.ndarray) -> np.ndarray:
@@ -48,13 +45,10 @@ def main() -> None:
     classifier = Classifier(args.model)
     cache = Cache(args.cache)
     geometry = cache.read_info().geometry
-    _, val_faces = split_faces(cache, args.fold)
-    labels = target_matrix(val_faces, classifier.metadata.age_boundary, False)[:, GENDER_COLUMN]
-    known = labels != IGNORE
-    val_odds = female_log_odds(predict_onnx(classifier, [f for f, k in zip(val_faces, known) if k], 64)["gender"])
-    val_truth = labels[known]
+    val_probs, val_truth = fold_head(classifier, cache, args.fold, "gender", 64)
+    val_odds = female_log_odds(val_probs)
     pooled = oos_check.load_set(POOLED, args.oos_data, geometry.input_size, geometry.crop_margin)
-    by_eye = np.array([{"male": Gender.MALE, "female": Gender.FEMALE}.get(f.gender, -1) for f in pooled.faces])
+    by_eye = np.array([GENDERS.index(f.gender) if f.gender in GENDERS else -1 for f in pooled.faces])
     gendered = by_eye >= 0
     pooled_odds = female_log_odds(oos_check.predict_onnx(classifier, pooled.crops, 64)["gender"])[gendered]
     pooled_truth = by_eye[gendered]

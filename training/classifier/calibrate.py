@@ -19,10 +19,8 @@ import numpy as np
 from core.atomic import atomic_open
 from core.classifier import Classifier
 from training.classifier import oos_check, prior
-from training.classifier.dataset import target_matrix
-from training.classifier.evaluate import predict_onnx
-from training.classifier.folds import split_faces
-from training.classifier.metrics import IGNORE, macro_f1
+from training.classifier.evaluate import fold_head
+from training.classifier.metrics import macro_f1
 from training.config import CalibrateConfig, ConfigError
 from training.data.cache import Cache
 
@@ -99,11 +97,7 @@ def calibrate(config: CalibrateConfig, progress: bool = True) -> Calibration:
         raise ConfigError(f"{config.onnx.name} is already corrected (τ = {applied:g}): calibrate the file exported with --age-prior 0")
     cache = Cache(config.cache)
     geometry = cache.read_info().geometry
-    _, val_faces = split_faces(cache, config.fold)
-    labels = target_matrix(val_faces, classifier.metadata.age_boundary, False)[:, prior.AGE]
-    known = labels != IGNORE
-    val_probs = predict_onnx(classifier, [f for f, k in zip(val_faces, known) if k], config.batch_size, progress)["age"]
-    truth = labels[known]
+    val_probs, truth = fold_head(classifier, cache, config.fold, "age", config.batch_size, progress)
     oos = oos_check.load_set(config.oos_labels, config.oos_data, geometry.input_size, geometry.crop_margin, progress)
     oos_probs = oos_check.predict_onnx(classifier, oos.crops, config.batch_size)
 
@@ -117,7 +111,7 @@ def calibrate(config: CalibrateConfig, progress: bool = True) -> Calibration:
     best = choose(trials, config.window)
     out = config.out or config.onnx.with_suffix(".calibrate.md")
     with atomic_open(out, "w", encoding="utf-8") as handle:
-        handle.write(_report(config, training_prior, trials, best, int(known.sum()), oos.describe()))
+        handle.write(_report(config, training_prior, trials, best, len(truth), oos.describe()))
     none = trials[0]
     log.info("age prior correction: τ = %g (age macro-F1 on the validation fold %.4f -> %.4f, out of source %s -> %s); report %s",
              best.tau, none.val_f1, best.val_f1, _figure(none.oos_f1), _figure(best.oos_f1), out)

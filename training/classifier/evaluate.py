@@ -100,6 +100,16 @@ def predict_onnx(classifier: Classifier, faces: Sequence[CachedFace], batch_size
     return {h: np.concatenate(c) for h, c in chunks.items()}
 
 
+def fold_head(classifier: Classifier, cache: Cache, fold: int, head: str, batch_size: int,
+              progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """One head's probabilities and labels on a validation fold's faces that have that label."""
+    _, val_faces = split_faces(cache, fold)
+    labels = target_matrix(val_faces, classifier.metadata.age_boundary, False)[:, list(CORE_HEADS).index(head)]
+    known = labels != IGNORE
+    probs = predict_onnx(classifier, [f for f, k in zip(val_faces, known) if k], batch_size, progress)[head]
+    return probs, labels[known]
+
+
 def errors_by_age(faces: Sequence[CachedFace], probs: dict[str, np.ndarray], labels: np.ndarray) -> list[dict]:
     """Per age decade (photos with an age in years): count and each head's error rate."""
     years = np.array([f.row.age if f.row.age is not None else np.nan for f in faces])
