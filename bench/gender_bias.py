@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from core.classifier import Classifier  # noqa: E402
+from bench.model_probe import add_arguments, open_probe  # noqa: E402
 from core.labels import Gender  # noqa: E402
 from training.classifier import oos_check  # noqa: E402
 from training.classifier.evaluate import fold_head  # noqa: E402
-from training.classifier.out_of_source import DEFAULT_LABELS, GENDERS  # noqa: E402
-from training.data.cache import Cache  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-POOLED = [DEFAULT_LABELS, DEFAULT_LABELS.with_name("real_val_by_eye.csv")]
+from training.classifier.out_of_source import GENDERS  # noqa: E402
 
 
 def female_log_odds(probs: np.ndarray) -> np.ndarray:
@@ -36,18 +34,14 @@ def female_log_odds(probs: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "assets/models/classifier.onnx", help="exported classifier")
-    parser.add_argument("--cache", type=Path, default=ROOT / "cache/robust_un", help="prepared and split cache")
-    parser.add_argument("--fold", type=int, default=0, help="validation fold")
-    parser.add_argument("--oos-data", type=Path, default=ROOT.parent / "shared/data", help="root of the labelled photos")
+    add_arguments(parser)
     args = parser.parse_args()
 
-    classifier = Classifier(args.model)
-    cache = Cache(args.cache)
-    geometry = cache.read_info().geometry
-    val_probs, val_truth = fold_head(classifier, cache, args.fold, "gender", 64)
+    probe = open_probe(args)
+    classifier = probe.classifier
+    val_probs, val_truth = fold_head(classifier, probe.cache, probe.fold, "gender", 64)
     val_odds = female_log_odds(val_probs)
-    pooled = oos_check.load_set(POOLED, args.oos_data, geometry.input_size, geometry.crop_margin)
+    pooled = probe.pooled()
     by_eye = np.array([GENDERS.index(f.gender) if f.gender in GENDERS else -1 for f in pooled.faces])
     gendered = by_eye >= 0
     pooled_odds = female_log_odds(oos_check.predict_onnx(classifier, pooled.crops, 64)["gender"])[gendered]

@@ -14,24 +14,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.classifier import Classifier  # noqa: E402
+from bench.model_probe import add_arguments, open_probe  # noqa: E402
 from core.labels import HEADS, LABEL_NAMES  # noqa: E402
 from training.classifier import oos_check  # noqa: E402
 from training.classifier.dataset import is_synthetic, target_matrix  # noqa: E402
 from training.classifier.evaluate import runtime_crops  # noqa: E402
 from training.classifier.folds import split_faces  # noqa: E402
 from training.classifier.out_of_source import DEFAULT_LABELS, read_label_files  # noqa: E402
-from training.data.cache import Cache  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-POOLED = [DEFAULT_LABELS, DEFAULT_LABELS.with_name("real_val_by_eye.csv")]
 HEAD_SETS = ((), ("gender",), ("mask",), ("gender", "mask"))
 
 
@@ -54,23 +53,19 @@ def right(probs: np.ndarray, truth: np.ndarray) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "assets/models/classifier.onnx", help="exported classifier")
+    add_arguments(parser)
     parser.add_argument("--zoom", type=float, default=0.9, help="share of the crop's side kept in the zoomed view")
     parser.add_argument("--weight", type=float, nargs="+", default=[1 / 3, 0.5], help="the zoomed view's weight(s)")
-    parser.add_argument("--cache", type=Path, default=ROOT / "cache/robust_un", help="prepared and split cache")
-    parser.add_argument("--fold", type=int, default=0, help="validation fold")
-    parser.add_argument("--oos-data", type=Path, default=ROOT.parent / "shared/data", help="root of the labelled photos")
     args = parser.parse_args()
 
-    classifier = Classifier(args.model)
-    cache = Cache(args.cache)
-    geometry = cache.read_info().geometry
-    _, val_faces = split_faces(cache, args.fold)
+    probe = open_probe(args)
+    classifier = probe.classifier
+    _, val_faces = split_faces(probe.cache, probe.fold)
     labels = target_matrix(val_faces, classifier.metadata.age_boundary, False)
     val_gender, val_mask = labels[:, list(HEADS).index("gender")], labels[:, list(HEADS).index("mask")]
     has_gender = val_gender >= 0
     real = np.array([not is_synthetic(f) for f in val_faces])
-    pooled = oos_check.load_set(POOLED, args.oos_data, geometry.input_size, geometry.crop_margin)
+    pooled = probe.pooled()
     oos_paths = {f.path for f in read_label_files(DEFAULT_LABELS)}
     in_oos = np.array([f.path in oos_paths for f in pooled.faces])
     by_eye = np.array([LABEL_NAMES["gender"].index(f.gender) if f.gender in LABEL_NAMES["gender"] else -1 for f in pooled.faces])
