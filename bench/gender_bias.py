@@ -20,11 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from bench.model_probe import add_arguments, open_probe  # noqa: E402
+from bench.model_probe import add_arguments, by_eye, open_probe  # noqa: E402
 from core.labels import Gender  # noqa: E402
 from training.classifier import oos_check  # noqa: E402
 from training.classifier.evaluate import fold_head  # noqa: E402
-from training.classifier.out_of_source import GENDERS  # noqa: E402
 
 
 def female_log_odds(probs: np.ndarray) -> np.ndarray:
@@ -42,10 +41,10 @@ def main() -> None:
     val_probs, val_truth = fold_head(classifier, probe.cache, probe.fold, "gender", 64)
     val_odds = female_log_odds(val_probs)
     pooled = probe.pooled()
-    by_eye = np.array([GENDERS.index(f.gender) if f.gender in GENDERS else -1 for f in pooled.faces])
-    gendered = by_eye >= 0
+    pooled_gender = by_eye(pooled.faces, "gender")
+    gendered = pooled_gender >= 0
     pooled_odds = female_log_odds(oos_check.predict_onnx(classifier, pooled.crops, 64)["gender"])[gendered]
-    pooled_truth = by_eye[gendered]
+    pooled_truth = pooled_gender[gendered]
 
     print(f"{args.model.name}: validation fold {len(val_truth)} faces, pooled real faces {len(pooled_truth)}")
     print("| bias | fold right | women called male | men called female | pooled right | mean accuracy |")

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
+import numpy as np  # noqa: E402
+
 from core.classifier import Classifier  # noqa: E402
 from training.classifier import oos_check  # noqa: E402
-from training.classifier.out_of_source import DEFAULT_LABELS  # noqa: E402
-from training.data.cache import Cache, CropGeometry  # noqa: E402
+from core.labels import LABEL_NAMES  # noqa: E402
+from training.classifier.out_of_source import DEFAULT_LABELS, LabelledFace  # noqa: E402
+from training.data.cache import Cache  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 #: the real faces by eye that choose models: out of source plus the validation fold's real faces
@@ -24,13 +28,19 @@ POOLED = [DEFAULT_LABELS, DEFAULT_LABELS.with_name("real_val_by_eye.csv")]
 class Probe:
     classifier: Classifier
     cache: Cache
-    geometry: CropGeometry
     fold: int
     oos_data: Path
 
     def pooled(self) -> oos_check.OutOfSourceSet:
         """The pooled real faces by eye, cropped as the cache's faces are."""
-        return oos_check.load_set(POOLED, self.oos_data, self.geometry.input_size, self.geometry.crop_margin)
+        geometry = self.cache.read_info().geometry
+        return oos_check.load_set(POOLED, self.oos_data, geometry.input_size, geometry.crop_margin)
+
+
+def by_eye(faces: Sequence[LabelledFace], head: str) -> np.ndarray:
+    """Each face's label index for `head` as judged by eye; -1 where it was unclear."""
+    names = LABEL_NAMES[head]
+    return np.array([names.index(getattr(f, head)) if getattr(f, head) in names else -1 for f in faces])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,5 +51,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def open_probe(args: argparse.Namespace) -> Probe:
-    cache = Cache(args.cache)
-    return Probe(Classifier(args.model), cache, cache.read_info().geometry, args.fold, args.oos_data)
+    return Probe(Classifier(args.model), Cache(args.cache), args.fold, args.oos_data)

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench.model_probe import add_arguments, open_probe  # noqa: E402
-from core.labels import HEADS, LABEL_NAMES  # noqa: E402
+from bench.model_probe import add_arguments, by_eye, open_probe  # noqa: E402
+from core.labels import HEADS  # noqa: E402
 from training.classifier import oos_check  # noqa: E402
 from training.classifier.dataset import is_synthetic, target_matrix  # noqa: E402
 from training.classifier.evaluate import runtime_crops  # noqa: E402
@@ -68,15 +68,15 @@ def main() -> None:
     pooled = probe.pooled()
     oos_paths = {f.path for f in read_label_files(DEFAULT_LABELS)}
     in_oos = np.array([f.path in oos_paths for f in pooled.faces])
-    by_eye = np.array([LABEL_NAMES["gender"].index(f.gender) if f.gender in LABEL_NAMES["gender"] else -1 for f in pooled.faces])
-    oos_mask = np.array([LABEL_NAMES["mask"].index(f.mask) for f in pooled.faces])[in_oos]
+    pooled_gender = by_eye(pooled.faces, "gender")
+    oos_mask = by_eye(pooled.faces, "mask")[in_oos]
 
-    val_crops = np.concatenate([runtime_crops(val_faces[i : i + 256]) for i in range(0, len(val_faces), 256)])
+    val_crops = runtime_crops(val_faces)
     views = {name: {z: oos_check.predict_onnx(classifier, crops if z == 1.0 else zoomed(crops, z), 64) for z in (1.0, args.zoom)}
              for name, crops in (("val", val_crops), ("pooled", pooled.crops))}
 
     print(f"{args.model.name}, zoom {args.zoom}: validation fold {int(has_gender.sum())} faces with a gender, {int(real.sum())} real "
-          f"photos; pooled real faces {int((by_eye >= 0).sum())} with a gender; out of source {int(in_oos.sum())}")
+          f"photos; pooled real faces {int((pooled_gender >= 0).sum())} with a gender; out of source {int(in_oos.sum())}")
     print("| heads zoomed | weight | fold gender right | pooled gender right | fold real photos mask right | out of source mask right |")
     print("|---|---|---|---|---|---|")
     for heads in HEAD_SETS:
@@ -84,7 +84,7 @@ def main() -> None:
             v = mixed(views["val"][1.0], views["val"][args.zoom], heads, weight)
             p = mixed(views["pooled"][1.0], views["pooled"][args.zoom], heads, weight)
             print(f"| {' + '.join(heads) or 'none'} | {weight:.2f} | {right(v['gender'][has_gender], val_gender[has_gender])} | "
-                  f"{right(p['gender'][by_eye >= 0], by_eye[by_eye >= 0])} | {right(v['mask'][real], val_mask[real])} | "
+                  f"{right(p['gender'][pooled_gender >= 0], pooled_gender[pooled_gender >= 0])} | {right(v['mask'][real], val_mask[real])} | "
                   f"{right(p['mask'][in_oos], oos_mask)} |")
 
 
