@@ -41,8 +41,9 @@ class TrainConfig:
                              "<cache>/runs/<model>_fold<K>); with --resume finished folds are kept",
                              flags=("--run-folds", "--folds"), metavar="all|K,K")
     model: str = setting("mobilenetv3_large_100", "timm architecture", metavar="NAME")
-    weights: str | None = setting(None, "trunk weights: a pretrained trunk's name (efficientnet-lite0-imagenet, with "
-                                  "--model efficientnet_lite0) or a .pt / .safetensors file; none: random init", metavar="NAME|FILE")
+    weights: str | None = setting(None, "trunk weights: a pretrained trunk's name (efficientnet-lite0-imagenet with "
+                                  "--model efficientnet_lite0, efficientnet-lite2-imagenet with --model efficientnet_lite2) "
+                                  "or a .pt / .safetensors file; none: random init", metavar="NAME|FILE")
     single_head: bool = setting(False, "one 18-way head instead of three (fully labelled data only)")
     epochs: int = setting(20, "epochs")
     batch_size: int = setting(64, "batch size")
