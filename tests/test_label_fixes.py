@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import csv
 import logging
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pytest
 
 from core.labels import Age, Gender, Mask
 from training.classifier.dataset import target_matrix, weigh_real_incorrect
-from training.classifier.fixes import apply_fixes, fix_training_faces, read_fixes
+from training.classifier.fixes import apply_fixes, checked_masks, fix_training_faces, read_fixes
 from training.classifier.out_of_source import read_labels
 from training.config import ConfigError, TrainConfig, load_saved, to_dict
 from training.data.cache import CachedFace
@@ -22,6 +22,7 @@ SHIPPED = REPO / "training" / "labels" / "label_fixes.csv"
 EYE_LABELS = REPO / "training" / "labels" / "masked_gender_by_eye.csv"
 WRONGLY_WORN = REPO / "training" / "labels" / "wrongly_worn_by_eye.csv"
 WRONGLY_WORN_SECOND = REPO / "training" / "labels" / "wrongly_worn_second_pass.csv"
+CHECKED_MASKS = {split: REPO / "training" / "labels" / f"mask_{split}_by_eye.csv" for split in ("val", "test")}
 HEADER = "path,x1,y1,x2,y2,mask,gender,age,was,note\n"
 
 
@@ -133,6 +134,47 @@ def test_the_shipped_wrongly_worn_labels_are_training_photos_apart_from_every_sc
     _assert_real_photos_and_dataset_boxes(fixes, shared_data)
     assert not {f.path for f in fixes} & {f.path for path in earlier for f in read_fixes(path)}
     _assert_apart_from_scored_sets({str(f.path) for f in fixes})
+
+
+def test_checked_masks_change_the_named_scored_faces_mask_only(tmp_path, caplog):
+    """evaluate --checked-masks: the by-eye mask state replaces the dataset's on the faces it names
+    (box within 1 px where a photo has several), gender and age stay, other rows are skipped."""
+    scene = "/data/face_mask_853/images/s1.jpg"
+    scored = [
+        face(scene, Mask.WEAR, (10, 10, 50, 50), gender=Gender.MALE),
+        face(scene, Mask.WEAR, (100, 10, 140, 50)),
+        face("/data/mask_web/with_mask/7.jpg", Mask.WEAR, source="folders:mask_web"),
+        face("/data/mask_web/without_mask/8.jpg", Mask.NOT_WEAR, source="folders:mask_web"),
+    ]
+    first = write(tmp_path, (
+        "face_mask_853/images/s1.jpg,10.6,10,50,50,incorrect,,,wear,nose out\n"
+        "mask_web/with_mask/7.jpg,,,,,wear,,,wear,looked at: as labelled\n"  # the same state: not a change
+        "mask_web/with_mask/404.jpg,,,,,incorrect,,,wear,\n"  # another split's photo
+    ))
+    second = tmp_path / "second.csv"
+    second.write_text(HEADER + "mask_web/without_mask/8.jpg,,,,,incorrect,,,not_wear,mask at chin\n", encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="training.classifier.fixes"):
+        checked, changed = checked_masks(scored, first, second)
+    assert [f.row.mask for f in checked] == [Mask.INCORRECT, Mask.WEAR, Mask.WEAR, Mask.INCORRECT]
+    assert changed == 2 and checked[0].row.gender == Gender.MALE
+    assert [f.row.mask for f in scored] == [Mask.WEAR, Mask.WEAR, Mask.WEAR, Mask.NOT_WEAR]  # the caller's faces stay
+    assert any("2 scored faces" in r.message for r in caplog.records)
+
+
+def test_the_checked_mask_states_are_real_photos_apart_from_the_training_fixes(shared_data):
+    """mask_val_by_eye.csv / mask_test_by_eye.csv (labels README): a mask state only, other than the
+    dataset's (`was`), on real photos; no photo in both files, and none among the training photos'
+    fixes apart from label_fixes.csv's one validation row (172.jpg), which must agree."""
+    files = {split: read_fixes(path) for split, path in CHECKED_MASKS.items()}
+    for split, fixes in files.items():
+        assert fixes and all(f.mask is not None and f.gender is None and f.age_group is None for f in fixes), split
+        _assert_real_photos_and_dataset_boxes(fixes, shared_data)
+        with open(CHECKED_MASKS[split], newline="", encoding="utf-8") as handle:
+            assert all(r["was"] and r["was"] != r["mask"] for r in csv.DictReader(handle)), split
+    assert not {f.path for f in files["val"]} & {f.path for f in files["test"]}
+    training = {f.path: f.mask for path in (SHIPPED, WRONGLY_WORN, WRONGLY_WORN_SECOND, EYE_LABELS) for f in read_fixes(path)}
+    both = {f.path: (f.mask, training[f.path]) for fixes in files.values() for f in fixes if f.path in training}
+    assert both == {PurePosixPath("mask_web/with_mask/172.jpg"): (Mask.INCORRECT, Mask.INCORRECT)}
 
 
 def test_several_fix_files_apply_in_turn_and_old_runs_settings_still_compare(tmp_path):

@@ -171,6 +171,23 @@ def test_prepare_split_train_resume_evaluate_export_classify(workdir, tmp_path):
     for head in ("mask", "gender", "age", "class"):
         assert onnx_scores[head]["f1"] == pytest.approx(scores[head]["f1"], abs=1e-6)
 
+    # ---- mask states checked by eye (--checked-masks): the real photos' mask head is also scored against
+    # them, every other figure keeps the dataset's labels
+    val_rows = read_csv(tmp_path / "eval_onnx" / "predictions.csv")
+    first = Path(val_rows[0]["path"])
+    other = next(m for m in LABEL_NAMES["mask"] if m != val_rows[0]["mask_true"])
+    checked_csv = tmp_path / "checked.csv"
+    checked_csv.write_text(f"path,x1,y1,x2,y2,mask,gender,age\n{first.parent.name}/{first.name},,,,,{other},,\n", encoding="utf-8")
+    assert main(["evaluate", "--run-dir", str(run), "--onnx", str(onnx_path), "--out", str(tmp_path / "eval_checked"),
+                 "--checked-masks", str(checked_csv)]) == 0
+    rows = read_csv(tmp_path / "eval_checked" / "predictions.csv")
+    assert [r["mask_checked"] != r["mask_true"] for r in rows].count(True) == 1 and rows[0]["mask_checked"] == other
+    assert json.loads((tmp_path / "eval_checked" / "metrics.json").read_text())["mask"]["f1"] == pytest.approx(onnx_scores["mask"]["f1"])
+    cell = next(r for r in read_csv(tmp_path / "eval_checked" / "breakdown.csv") if r["group"] == "real photos, mask checked by eye")
+    assert int(cell["n"]) == len(rows)
+    assert float(cell["accuracy"]) == pytest.approx(np.mean([r["mask_pred"] == r["mask_checked"] for r in rows]), abs=1e-4)
+    assert "mask checked by eye" in (tmp_path / "eval_checked" / "report.md").read_text()
+
     # ---- the app's path: FaceAnalyzer with the model, and `predict` over a folder
     analyzer = FaceAnalyzer(AnalyzerConfig(classifier_path=onnx_path))
     found = analyzer.analyze(image)

@@ -67,7 +67,9 @@ TEXTS: dict[str, tuple[str, str]] = {
         'group), 18-class macro-F1, confusion matrices (PNG), errors by age, breakdown.csv and\n'
         "report.md, fairness by race group and gender (fairness.csv), and with --out-of-source the\n"
         "faces of training/labels/out_of_source.csv (out_of_source.md), for the run's best checkpoint\n"
-        "or (--onnx) an exported model through core."
+        "or (--onnx) an exported model through core. --checked-masks also scores the mask head on the\n"
+        "real photos against mask states checked by eye (training/labels/mask_val_by_eye.csv, and\n"
+        "mask_test_by_eye.csv with --split test): some dataset labels are plainly wrong."
     ),
     'teach': (
         'label real faces without gender / age with the CC0 dlib networks (a teacher)',

@@ -14,6 +14,9 @@ by, group, head, n, f1, accuracy — the numbers a model card quotes; also in me
 fairness.csv (gender accuracy and mask false alarms per race group and per gender, with the gap
 worst vs best: training.classifier.fairness) and, with --out-of-source, out_of_source.md (the
 faces of training/labels/out_of_source.csv, bare vs masked, with counts: training.classifier.oos_check).
+With --checked-masks, the mask head on the real photos is also scored against mask states checked by
+eye (breakdown group "real photos, mask checked by eye"; predictions.csv gains mask_checked): some
+dataset labels are plainly wrong (a mask under the nose filed as worn), and every other figure keeps them.
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ from training.classifier.dataset import is_synthetic, target_matrix
 from training.classifier.fairness import COLUMNS as FAIRNESS_COLUMNS
 from training.classifier.fairness import fairness
 from training.classifier.figures import confusion_image, save_png
+from training.classifier.fixes import checked_masks
 from training.classifier.folds import held_out_faces, split_faces
 from training.classifier.metrics import IGNORE, accuracy, macro_f1, score
 from training.classifier.out_of_source import markdown_table
@@ -139,6 +143,8 @@ def _head_scores(probs: dict[str, np.ndarray], labels: np.ndarray, rows: np.ndar
 
 #: breakdown.csv's pooled groups (by = "photos"): every real photo's source together, and the synthetic masks.
 REAL_PHOTOS, SYNTHETIC_MASKS = "real photos", "synthetic masks"
+#: The mask head on the real photos against the mask states checked by eye (evaluate --checked-masks).
+REAL_PHOTOS_CHECKED = "real photos, mask checked by eye"
 #: The app's detector looks for faces down to this side in photos and to SEEN_LIVE px in live video
 #: (core.config.DetectorConfig): a labelled face smaller than SEEN_IN_PHOTOS never reaches the classifier.
 SEEN_IN_PHOTOS, SEEN_LIVE = DetectorConfig().min_face_floor, DetectorConfig().min_face_size
@@ -199,7 +205,7 @@ def _breakdown_report(rows: list[dict]) -> list[str]:
     if sources:
         lines += ["", "## By source (macro-F1 / accuracy, photos)", "",
                   "| source | " + " | ".join(HEADS) + " |", "|---|" + "---|" * len(HEADS)]
-        pooled = [("photos", group) for group in (REAL_PHOTOS, REAL_PHOTOS_SEEN, SYNTHETIC_MASKS) if any(k[:2] == ("photos", group) for k in cell)]
+        pooled = [("photos", group) for group in (REAL_PHOTOS, REAL_PHOTOS_SEEN, REAL_PHOTOS_CHECKED, SYNTHETIC_MASKS) if any(k[:2] == ("photos", group) for k in cell)]
         for by, group in [("source", source) for source in sources] + pooled:
             cells = []
             for head in HEADS:
@@ -304,6 +310,13 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> Evaluation:
     by_age = errors_by_age(faces, probs, labels)
     parts = breakdown(faces, probs, labels)
     fair = fairness(faces, probs, labels)
+    checked = None
+    if config.checked_masks:
+        checked = target_matrix(checked_masks(faces, *config.checked_masks)[0], age_boundary, False)
+        real = np.array([not is_synthetic(f) for f in faces], dtype=bool)
+        n, f1, acc = _head_scores(probs, checked, real, "mask")
+        if n:
+            parts.append({"by": "photos", "group": REAL_PHOTOS_CHECKED, "head": "mask", "n": n, "f1": round(f1, 4), "accuracy": round(acc, 4)})
     oos_table, oos_figures = "", {}
     if config.out_of_source:
         name = config.onnx.name if config.onnx is not None else f"{train_config.model} epoch {state['epoch']}"
@@ -345,13 +358,16 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> Evaluation:
         writer.writerows(by_age)
     with atomic_open(out / "predictions.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "person_id", "source", *(f"{h}_{k}" for h in HEADS for k in ("true", "pred", "conf"))])
+        writer.writerow(["path", "person_id", "source", *(f"{h}_{k}" for h in HEADS for k in ("true", "pred", "conf")),
+                         *(["mask_checked"] if checked is not None else [])])
         for i, face in enumerate(faces):
             cells = []
             for j, head in enumerate(HEADS):
                 pred = int(np.argmax(probs[head][i]))
                 truth = LABEL_NAMES[head][labels[i, j]] if labels[i, j] != IGNORE else ""
                 cells += [truth, LABEL_NAMES[head][pred], round(float(probs[head][i, pred]), 4)]
+            if checked is not None:
+                cells.append(LABEL_NAMES["mask"][checked[i, 0]] if checked[i, 0] != IGNORE else "")
             writer.writerow([str(face.row.path), face.row.person_id, face.row.source, *cells])
     files += [out / n for n in ("metrics.json", "report.md", "breakdown.csv", "fairness.csv", "errors_by_age.csv", "predictions.csv")]
     evaluation = Evaluation(metrics, out, files)

@@ -131,6 +131,27 @@ def apply_fixes(train_faces: Sequence[CachedFace], held_out_faces: Sequence[Cach
     return out, summary
 
 
+def checked_masks(faces: Sequence[CachedFace], *paths: Path) -> tuple[list[CachedFace], int]:
+    """The scored faces with the mask states of by-eye check files (training/labels/mask_val_by_eye.csv,
+    mask_test_by_eye.csv), for a figure *reported next to* the dataset's labels, never for training.
+    The check looked at every scored real face blind to any model, so unlike a fix found with a
+    model's help it may score one. A row whose photo is not among `faces` is skipped (one call may
+    name both files); the count is of faces whose mask state changed."""
+    out = list(faces)
+    changed = 0
+    for path in paths:
+        fixes = read_fixes(path)
+        for i, hits in _by_path(out, fixes).items():
+            fix = fixes[i]
+            for j in hits:
+                if fix.mask is not None and fix.matches_box(out[j]) and out[j].row.mask != fix.mask:
+                    out[j] = replace(out[j], row=replace(out[j].row, mask=fix.mask))
+                    changed += 1
+    log.info("checked mask labels (%s): %d scored faces take the by-eye mask state",
+             ", ".join(Path(p).name for p in paths), changed)
+    return out, changed
+
+
 def fix_training_faces(cache: Cache, train_faces: Sequence[CachedFace], *paths: Path | None) -> list[CachedFace]:
     """`train`'s use: the training faces with the labels of each CSV in `paths` applied in turn
     (None: skipped; where two files name one face, the later wins); every other face of the cache

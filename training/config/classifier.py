@@ -232,6 +232,10 @@ class EvaluateConfig:
                                   "macro-F1, bare vs masked, with counts (out_of_source.md)")
     oos_labels: tuple[Path, ...] = setting(factory=lambda: (OOS_LABELS,), help=OOS_LABELS_HELP, metavar="CSV")
     oos_data: Path = setting(OOS_DATA, "folder the out-of-source CSV's photo paths are relative to", metavar="DIR")
+    checked_masks: tuple[Path, ...] = setting((), "CSV(s) of mask states checked by eye for the scored real photos "
+                                              "(training/labels/mask_val_by_eye.csv, mask_test_by_eye.csv): the real-photo "
+                                              "mask head is also scored against them, next to the dataset's labels",
+                                              metavar="CSV")
 
     def __post_init__(self) -> None:
         coerce(self)
