@@ -164,15 +164,17 @@ def face_sizes(faces: Sequence[CachedFace]) -> np.ndarray:
     return np.array([group(f) for f in faces], dtype=object)
 
 
-def breakdown(faces: Sequence[CachedFace], probs: dict[str, np.ndarray], labels: np.ndarray) -> list[dict]:
+def breakdown(faces: Sequence[CachedFace], probs: dict[str, np.ndarray], labels: np.ndarray,
+              checked: np.ndarray | None = None) -> list[dict]:
     """Per-head macro-F1 and accuracy overall ("all"), per source and, when both kinds are there, for
-    the real photos pooled and the synthetic masks; the mask head's by gender and by age group
+    the real photos pooled and the synthetic masks; with `checked` (labels with the mask states checked
+    by eye), the real photos' mask head against those too; the mask head's by gender and by age group
     (photos that have both labels). Groups with no labelled photo are left out."""
     out: list[dict] = []
 
-    def add(by: str, group: str, rows: np.ndarray, heads: Sequence[str]) -> None:
+    def add(by: str, group: str, rows: np.ndarray, heads: Sequence[str], truth: np.ndarray = labels) -> None:
         for head in heads:
-            n, f1, acc = _head_scores(probs, labels, rows, head)
+            n, f1, acc = _head_scores(probs, truth, rows, head)
             if n:
                 out.append({"by": by, "group": group, "head": head, "n": n, "f1": round(f1, 4), "accuracy": round(acc, 4)})
 
@@ -189,6 +191,8 @@ def breakdown(faces: Sequence[CachedFace], probs: dict[str, np.ndarray], labels:
         if (too_small & ~synthetic).any():
             add("photos", REAL_PHOTOS_SEEN, ~synthetic & ~too_small, HEADS)
         add("photos", SYNTHETIC_MASKS, synthetic, HEADS)
+    if checked is not None:
+        add("photos", REAL_PHOTOS_CHECKED, ~synthetic, ("mask",), checked)
     if (~synthetic).any():
         for size in FACE_SIZES:
             add("face size", size, ~synthetic & (sizes == size), ("mask",))
@@ -308,15 +312,9 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> Evaluation:
     labels = target_matrix(faces, age_boundary, False)
     metrics = score(probs, labels)
     by_age = errors_by_age(faces, probs, labels)
-    parts = breakdown(faces, probs, labels)
+    checked = target_matrix(checked_masks(faces, *config.checked_masks)[0], age_boundary, False) if config.checked_masks else None
+    parts = breakdown(faces, probs, labels, checked)
     fair = fairness(faces, probs, labels)
-    checked = None
-    if config.checked_masks:
-        checked = target_matrix(checked_masks(faces, *config.checked_masks)[0], age_boundary, False)
-        real = np.array([not is_synthetic(f) for f in faces], dtype=bool)
-        n, f1, acc = _head_scores(probs, checked, real, "mask")
-        if n:
-            parts.append({"by": "photos", "group": REAL_PHOTOS_CHECKED, "head": "mask", "n": n, "f1": round(f1, 4), "accuracy": round(acc, 4)})
     oos_table, oos_figures = "", {}
     if config.out_of_source:
         name = config.onnx.name if config.onnx is not None else f"{train_config.model} epoch {state['epoch']}"
