@@ -204,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.cache.is_dir():
         print(f"error: cache {args.cache} does not exist (--cache)", file=sys.stderr)
         return 2
+    missing = [str(p) for p in [args.baseline, *args.model] if not p.is_file()]
+    if missing:  # before the minutes the first model takes
+        print(f"error: no such model file: {', '.join(missing)}", file=sys.stderr)
+        return 2
     try:
         models = [measure(p, Cache(args.cache), args.fold, args.oos_data, args.batch_size, not args.no_progress)
                   for p in [args.baseline, *args.model]]
