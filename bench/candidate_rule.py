@@ -32,7 +32,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,12 +46,12 @@ from core.labels import HEADS, LABEL_NAMES, Mask  # noqa: E402
 from training.classifier import oos_check  # noqa: E402
 from training.classifier.dataset import is_synthetic, target_matrix  # noqa: E402
 from training.classifier.evaluate import predict_onnx  # noqa: E402
-from training.classifier.fixes import BOX_TOLERANCE, checked_masks, read_fixes  # noqa: E402
+from training.classifier.fixes import checked_masks, fixes_by_path, read_fixes  # noqa: E402
 from training.classifier.folds import split_faces  # noqa: E402
 from training.classifier.metrics import IGNORE, macro_f1  # noqa: E402
-from training.classifier.out_of_source import DEFAULT_LABELS, LabelledFace  # noqa: E402
+from training.classifier.out_of_source import DEFAULT_LABELS, LabelledFace, read_labels  # noqa: E402
 from training.config import ConfigError  # noqa: E402
-from training.data.cache import Cache  # noqa: E402
+from training.data.cache import Cache, CachedFace  # noqa: E402
 
 CHECKED_VAL = REPO / "training/labels/mask_val_by_eye.csv"
 CHECKED_BOTH = (CHECKED_VAL, REPO / "training/labels/mask_test_by_eye.csv")
@@ -104,16 +104,15 @@ def verdict(candidate: RuleFigures, baseline: RuleFigures, mask_slack: int = 1) 
 
 def checked_states(faces: Sequence[LabelledFace], *paths: Path) -> list[str]:
     """Each face's mask state, the checked one where a check file names its photo (and its box,
-    where the fix gives one): the by-eye checks of training.classifier.fixes.checked_masks, for
-    the out-of-source faces."""
+    where the fix gives one): training.classifier.fixes.checked_masks for the out-of-source faces."""
     states = [face.mask for face in faces]
     for path in paths:
-        for fix in read_fixes(path):
-            for i, face in enumerate(faces):
-                named = PurePosixPath(face.path).parts[-len(fix.path.parts):] == fix.path.parts
-                boxed = fix.box is None or all(abs(a - b) <= BOX_TOLERANCE for a, b in zip(fix.box, face.box))
-                if named and boxed and fix.mask is not None:
-                    states[i] = LABEL_NAMES["mask"][fix.mask]
+        fixes = read_fixes(path)
+        for i, hits in fixes_by_path([face.path for face in faces], fixes).items():
+            fix = fixes[i]
+            for j in hits:
+                if fix.mask is not None and fix.names_box(faces[j].box):
+                    states[j] = LABEL_NAMES["mask"][fix.mask]
     return states
 
 
@@ -122,32 +121,47 @@ def _right(probs: np.ndarray, truth: np.ndarray) -> tuple[int, int]:
     return int((np.argmax(probs[known], axis=1) == truth[known]).sum()), int(known.sum())
 
 
-def measure(path: Path, cache: Cache, fold: int, data_root: Path, batch_size: int, progress: bool) -> RuleFigures:
+@dataclass(frozen=True)
+class RuleFaces:
+    """The faces every model is scored on, read and cropped once per run."""
+
+    val_faces: list[CachedFace]
+    pooled: oos_check.OutOfSourceSet  # the real faces by eye, out_of_source.csv's among them
+    oos_rows: list[int]  # the pooled faces that come from out_of_source.csv
+    oos_checked: list[str]  # their mask states, checked where a check file names them
+
+    @classmethod
+    def read(cls, cache: Cache, fold: int, data_root: Path) -> RuleFaces:
+        geometry = cache.read_info().geometry
+        _, val_faces = split_faces(cache, fold)
+        pooled = oos_check.load_set(POOLED, data_root, geometry.input_size, geometry.crop_margin)
+        wanted = {(face.path, face.box) for face in read_labels(DEFAULT_LABELS)}
+        rows = [i for i, face in enumerate(pooled.faces) if (face.path, face.box) in wanted]
+        return cls(val_faces, pooled, rows, checked_states([pooled.faces[i] for i in rows], *CHECKED_BOTH))
+
+
+def measure(path: Path, faces: RuleFaces, batch_size: int, progress: bool) -> RuleFigures:
     """The rule's figures for one exported classifier."""
     classifier = Classifier(path)
-    geometry = cache.read_info().geometry
-    _, val_faces = split_faces(cache, fold)
     boundary = classifier.metadata.age_boundary
-    labels = target_matrix(val_faces, boundary, False)
-    probs = predict_onnx(classifier, val_faces, batch_size, progress)
+    labels = target_matrix(faces.val_faces, boundary, False)
+    probs = predict_onnx(classifier, faces.val_faces, batch_size, progress)
     gender, age, mask = (list(HEADS).index(h) for h in ("gender", "age", "mask"))
     val_gender_right, val_gender_n = _right(probs["gender"], labels[:, gender])
     aged = labels[:, age] != IGNORE
     val_age_f1 = macro_f1(labels[aged, age], np.argmax(probs["age"][aged], axis=1), len(LABEL_NAMES["age"]))
 
-    checked = target_matrix(checked_masks(val_faces, CHECKED_VAL)[0], boundary, False)[:, mask]
-    real = np.array([not is_synthetic(f) for f in val_faces], dtype=bool) & (checked != IGNORE)
+    checked = target_matrix(checked_masks(faces.val_faces, CHECKED_VAL)[0], boundary, False)[:, mask]
+    real = np.array([not is_synthetic(f) for f in faces.val_faces], dtype=bool) & (checked != IGNORE)
     real_pred = np.argmax(probs["mask"][real], axis=1)
     real_truth = checked[real]
     wrongly = real_truth == Mask.INCORRECT
 
-    pooled = oos_check.load_set(POOLED, data_root, geometry.input_size, geometry.crop_margin)
-    pooled_figures = oos_check.figures(pooled, oos_check.verdicts(path.name, oos_check.predict_onnx(classifier, pooled.crops, batch_size)))
+    pooled = faces.pooled
+    said = oos_check.verdicts(path.name, oos_check.predict_onnx(classifier, pooled.crops, batch_size))
+    pooled_figures = oos_check.figures(pooled, said)
     pooled_gender = pooled_figures["gender accuracy, all"]
-    oos = oos_check.load_set([DEFAULT_LABELS], data_root, geometry.input_size, geometry.crop_margin)
-    oos_verdicts = oos_check.verdicts(path.name, oos_check.predict_onnx(classifier, oos.crops, batch_size))
-    oos_mask = oos_check.figures(oos, oos_verdicts)["mask accuracy, all"]
-    oos_checked = checked_states(oos.faces, *CHECKED_BOTH)
+    oos_said = [said.mask[i] for i in faces.oos_rows]
     return RuleFigures(
         name=path.name,
         val_gender_right=val_gender_right, val_gender_n=val_gender_n,
@@ -156,8 +170,8 @@ def measure(path: Path, cache: Cache, fold: int, data_root: Path, batch_size: in
         real_mask_right=int((real_pred == real_truth).sum()), real_mask_n=int(real.sum()),
         real_mask_f1=macro_f1(real_truth, real_pred, len(LABEL_NAMES["mask"])),
         wrongly_worn_found=int((real_pred[wrongly] == Mask.INCORRECT).sum()), wrongly_worn_n=int(wrongly.sum()),
-        oos_mask_right=int(round((oos_mask.value or 0.0) * oos_mask.n)), oos_mask_n=oos_mask.n,
-        oos_mask_right_checked=sum(truth == said for truth, said in zip(oos_checked, oos_verdicts.mask)),
+        oos_mask_right=sum(pooled.faces[i].mask == m for i, m in zip(faces.oos_rows, oos_said)), oos_mask_n=len(faces.oos_rows),
+        oos_mask_right_checked=sum(truth == m for truth, m in zip(faces.oos_checked, oos_said)),
     )
 
 
@@ -209,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no such model file: {', '.join(missing)}", file=sys.stderr)
         return 2
     try:
-        models = [measure(p, Cache(args.cache), args.fold, args.oos_data, args.batch_size, not args.no_progress)
-                  for p in [args.baseline, *args.model]]
+        faces = RuleFaces.read(Cache(args.cache), args.fold, args.oos_data)
+        models = [measure(p, faces, args.batch_size, not args.no_progress) for p in [args.baseline, *args.model]]
     except (ClassifierLoadError, ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

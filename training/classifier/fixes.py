@@ -41,9 +41,13 @@ class LabelFix:
     line: int
 
     def matches_box(self, face: CachedFace) -> bool:
+        return self.names_box(face.row.box)
+
+    def names_box(self, box: Sequence[float] | None) -> bool:
+        """Whether the fix is for the face with this box (a fix without a box names every face)."""
         if self.box is None:
             return True
-        return face.row.box is not None and all(abs(a - b) <= BOX_TOLERANCE for a, b in zip(self.box, face.row.box))
+        return box is not None and all(abs(a - b) <= BOX_TOLERANCE for a, b in zip(self.box, box))
 
     def fixed(self, face: CachedFace) -> CachedFace:
         row = face.row
@@ -90,14 +94,18 @@ def read_fixes(path: Path) -> list[LabelFix]:
 
 
 def _by_path(faces: Sequence[CachedFace], fixes: Sequence[LabelFix]) -> dict[int, list[int]]:
-    """fix index -> indices of the faces whose photo path ends with the fix's path."""
+    return fixes_by_path([face.row.path for face in faces], fixes)
+
+
+def fixes_by_path(paths: Sequence[Path | str], fixes: Sequence[LabelFix]) -> dict[int, list[int]]:
+    """fix index -> indices of the photo paths that end with the fix's path."""
     lengths = {len(f.path.parts) for f in fixes}
     wanted: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for i, fix in enumerate(fixes):
         wanted[fix.path.parts].append(i)
     found: dict[int, list[int]] = defaultdict(list)
-    for j, face in enumerate(faces):
-        parts = PurePosixPath(Path(face.row.path).as_posix()).parts
+    for j, path in enumerate(paths):
+        parts = PurePosixPath(Path(path).as_posix()).parts
         for n in lengths:
             for i in wanted.get(tuple(parts[-n:]), ()):
                 found[i].append(j)
