@@ -12,7 +12,7 @@ from bench.candidate_rule import RuleFigures, table, verdict  # noqa: E402
 BASELINE = RuleFigures(
     name="shipped.onnx", val_gender_right=2670, val_gender_n=2849, pooled_gender_right=550, pooled_gender_n=587,
     val_age_f1=0.7304, pooled_age_f1=0.8087, real_mask_right=1068, real_mask_n=1091, real_mask_f1=0.839,
-    wrongly_worn_found=9, wrongly_worn_n=18, oos_mask_right=398, oos_mask_n=404,
+    wrongly_worn_found=9, wrongly_worn_n=18, oos_mask_right=398, oos_mask_n=404, oos_mask_right_checked=395,
 )
 
 
@@ -32,20 +32,36 @@ def test_a_gain_on_one_mean_does_not_buy_a_loss_on_the_other():
 
 
 @pytest.mark.parametrize("field", ["real_mask_right", "oos_mask_right"])
-def test_a_mask_count_may_drop_by_the_slack_and_no_more(field):
+def test_rule_1_lets_a_mask_count_drop_by_one_face_and_no_more(field):
     better = replace(BASELINE, val_gender_right=2680)
-    assert verdict(replace(better, **{field: getattr(BASELINE, field) - 1}), BASELINE)[0]
-    passed, why = verdict(replace(better, **{field: getattr(BASELINE, field) - 2}), BASELINE)
+    assert verdict(replace(better, **{field: getattr(BASELINE, field) - 1}), BASELINE, rule=1)[0]
+    passed, why = verdict(replace(better, **{field: getattr(BASELINE, field) - 2}), BASELINE, rule=1)
     assert not passed and len(why) == 1
-    assert verdict(replace(better, **{field: getattr(BASELINE, field) - 2}), BASELINE, mask_slack=2)[0]
+
+
+def test_rule_2_guards_the_mask_macro_f1_and_lets_counts_move_by_a_few_faces():
+    better = replace(BASELINE, val_gender_right=2680)
+    # session 24's U: worn answers traded for found wrongly worn faces, macro-F1 up
+    traded = replace(better, real_mask_right=1066, real_mask_f1=0.862, wrongly_worn_found=13,
+                     oos_mask_right=395, oos_mask_right_checked=396)
+    assert verdict(traded, BASELINE, rule=1)[0] is False
+    assert verdict(traded, BASELINE, rule=2) == (True, [])
+    passed, why = verdict(replace(better, real_mask_f1=0.838), BASELINE, rule=2)
+    assert not passed and why[0].startswith("validation real photos mask macro-F1")
+    assert verdict(replace(better, real_mask_right=1065), BASELINE, rule=2)[0]
+    assert not verdict(replace(better, real_mask_right=1064), BASELINE, rule=2)[0]
+    # out of source: rule 2 counts against the checked states, not the dataset's
+    assert verdict(replace(better, oos_mask_right=390, oos_mask_right_checked=394), BASELINE, rule=2)[0]
+    passed, why = verdict(replace(better, oos_mask_right=398, oos_mask_right_checked=393), BASELINE, rule=2)
+    assert not passed and why == ["out-of-source mask right (checked states) 393 < 395 - 1"]
 
 
 def test_the_table_names_the_baseline_and_each_candidates_verdict():
     report = table([BASELINE, replace(BASELINE, name="good.onnx", pooled_gender_right=560),
-                    replace(BASELINE, name="bad.onnx", oos_mask_right=390)], mask_slack=1)
+                    replace(BASELINE, name="bad.onnx", oos_mask_right_checked=390)])
     assert "shipped.onnx (baseline)" in report
-    assert "- good.onnx: PASSES" in report
-    assert "- bad.onnx: fails: " in report and "out-of-source mask right 390 < 398 - 1" in report
+    assert "- good.onnx, rule 2: PASSES" in report
+    assert "- bad.onnx, rule 2: fails: " in report and "out-of-source mask right (checked states) 390 < 395 - 1" in report
 
 
 def test_out_of_source_faces_take_the_checked_mask_state_of_their_own_photo_and_box(tmp_path):
