@@ -22,6 +22,7 @@ SHIPPED = REPO / "training" / "labels" / "label_fixes.csv"
 EYE_LABELS = REPO / "training" / "labels" / "masked_gender_by_eye.csv"
 WRONGLY_WORN = REPO / "training" / "labels" / "wrongly_worn_by_eye.csv"
 WRONGLY_WORN_SECOND = REPO / "training" / "labels" / "wrongly_worn_second_pass.csv"
+WRONGLY_WORN_THIRD = REPO / "training" / "labels" / "wrongly_worn_third_pass.csv"
 CHECKED_MASKS = {split: REPO / "training" / "labels" / f"mask_{split}_by_eye.csv" for split in ("val", "test")}
 HEADER = "path,x1,y1,x2,y2,mask,gender,age,was,note\n"
 
@@ -123,10 +124,11 @@ def test_the_shipped_fixes_name_real_photos_and_boxes(shared_data):
     _assert_real_photos_and_dataset_boxes(fixes, shared_data)
 
 
-@pytest.mark.parametrize("labels, rows, earlier", [(WRONGLY_WORN, 23, [SHIPPED]), (WRONGLY_WORN_SECOND, 10, [SHIPPED, WRONGLY_WORN])],
-                         ids=["first pass", "second pass"])
+@pytest.mark.parametrize("labels, rows, earlier", [(WRONGLY_WORN, 23, [SHIPPED]), (WRONGLY_WORN_SECOND, 10, [SHIPPED, WRONGLY_WORN]),
+                                                    (WRONGLY_WORN_THIRD, 4, [SHIPPED, WRONGLY_WORN, WRONGLY_WORN_SECOND])],
+                         ids=["first pass", "second pass", "third pass"])
 def test_the_shipped_wrongly_worn_labels_are_training_photos_apart_from_every_scored_set(shared_data, labels, rows, earlier):
-    """wrongly_worn_by_eye.csv and wrongly_worn_second_pass.csv (labels README): masks judged wrongly worn
+    """wrongly_worn_by_eye.csv, wrongly_worn_second_pass.csv and wrongly_worn_third_pass.csv (labels README): masks judged wrongly worn
     by eye on training photos the dataset files as worn; none of them already fixed by an earlier file,
     nor a photo or person scored out of source or in validation / test."""
     fixes = read_fixes(labels)
@@ -172,7 +174,8 @@ def test_the_checked_mask_states_are_real_photos_apart_from_the_training_fixes(s
         with open(CHECKED_MASKS[split], newline="", encoding="utf-8") as handle:
             assert all(r["was"] and r["was"] != r["mask"] for r in csv.DictReader(handle)), split
     assert not {f.path for f in files["val"]} & {f.path for f in files["test"]}
-    training = {f.path: f.mask for path in (SHIPPED, WRONGLY_WORN, WRONGLY_WORN_SECOND, EYE_LABELS) for f in read_fixes(path)}
+    training = {f.path: f.mask for path in (SHIPPED, WRONGLY_WORN, WRONGLY_WORN_SECOND, WRONGLY_WORN_THIRD, EYE_LABELS)
+                for f in read_fixes(path)}
     both = {f.path: (f.mask, training[f.path]) for fixes in files.values() for f in fixes if f.path in training}
     assert both == {PurePosixPath("mask_web/with_mask/172.jpg"): (Mask.INCORRECT, Mask.INCORRECT)}
 
