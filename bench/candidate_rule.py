@@ -52,7 +52,7 @@ from core.labels import HEADS, LABEL_NAMES, Mask  # noqa: E402
 from training.classifier import oos_check  # noqa: E402
 from training.classifier.dataset import is_synthetic, target_matrix  # noqa: E402
 from training.classifier.evaluate import predict_onnx  # noqa: E402
-from training.classifier.fixes import checked_masks, fixes_by_path, read_fixes  # noqa: E402
+from training.classifier.fixes import checked_mask_states, checked_masks  # noqa: E402
 from training.classifier.folds import split_faces  # noqa: E402
 from training.classifier.metrics import IGNORE, macro_f1  # noqa: E402
 from training.classifier.out_of_source import DEFAULT_LABELS, LabelledFace, read_labels  # noqa: E402
@@ -130,16 +130,11 @@ def verdict(candidate: RuleFigures, baseline: RuleFigures, rule: int = 2) -> tup
 
 
 def checked_states(faces: Sequence[LabelledFace], *paths: Path) -> list[str]:
-    """Each face's mask state, the checked one where a check file names its photo (and its box,
-    where the fix gives one): training.classifier.fixes.checked_masks for the out-of-source faces."""
+    """Each out-of-source face's mask state name, the checked one where a check file names it
+    (training.classifier.fixes.checked_mask_states, as evaluate's checked_masks)."""
     states = [face.mask for face in faces]
-    for path in paths:
-        fixes = read_fixes(path)
-        for i, hits in fixes_by_path([face.path for face in faces], fixes).items():
-            fix = fixes[i]
-            for j in hits:
-                if fix.mask is not None and fix.names_box(faces[j].box):
-                    states[j] = LABEL_NAMES["mask"][fix.mask]
+    for j, mask in checked_mask_states([(face.path, face.box) for face in faces], *paths).items():
+        states[j] = LABEL_NAMES["mask"][mask]
     return states
 
 

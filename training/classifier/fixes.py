@@ -40,9 +40,6 @@ class LabelFix:
     age_group: Age | None
     line: int
 
-    def matches_box(self, face: CachedFace) -> bool:
-        return self.names_box(face.row.box)
-
     def names_box(self, box: Sequence[float] | None) -> bool:
         """Whether the fix is for the face with this box (a fix without a box names every face)."""
         if self.box is None:
@@ -93,10 +90,6 @@ def read_fixes(path: Path) -> list[LabelFix]:
     return fixes
 
 
-def _by_path(faces: Sequence[CachedFace], fixes: Sequence[LabelFix]) -> dict[int, list[int]]:
-    return fixes_by_path([face.row.path for face in faces], fixes)
-
-
 def fixes_by_path(paths: Sequence[Path | str], fixes: Sequence[LabelFix]) -> dict[int, list[int]]:
     """fix index -> indices of the photo paths that end with the fix's path."""
     lengths = {len(f.path.parts) for f in fixes}
@@ -117,11 +110,11 @@ def apply_fixes(train_faces: Sequence[CachedFace], held_out_faces: Sequence[Cach
     """The training faces with their fixes applied, and what happened to every fix."""
     out = list(train_faces)
     summary = FixSummary()
-    in_training = _by_path(out, fixes)
-    elsewhere = _by_path(held_out_faces, fixes)
+    in_training = fixes_by_path([face.row.path for face in out], fixes)
+    elsewhere = fixes_by_path([face.row.path for face in held_out_faces], fixes)
     for i, fix in enumerate(fixes):
-        hits = [j for j in in_training.get(i, []) if fix.matches_box(out[j])]
-        held = [j for j in elsewhere.get(i, []) if fix.matches_box(held_out_faces[j])]
+        hits = [j for j in in_training.get(i, []) if fix.names_box(out[j].row.box)]
+        held = [j for j in elsewhere.get(i, []) if fix.names_box(held_out_faces[j].row.box)]
         if fix.box is None and len(hits) + len(held) > 1:
             raise ConfigError(f"{source}:{fix.line}: {fix.path} has {len(hits) + len(held)} labelled faces: give the face's box")
         if hits:
@@ -139,6 +132,21 @@ def apply_fixes(train_faces: Sequence[CachedFace], held_out_faces: Sequence[Cach
     return out, summary
 
 
+def checked_mask_states(photos: Sequence[tuple[Path | str, Sequence[float] | None]], *paths: Path) -> dict[int, Mask]:
+    """Index of each (photo path, box) that a by-eye check file names (and its box, where the row
+    gives one) -> the checked mask state; a later file wins. Shared by checked_masks (cached faces)
+    and bench/candidate_rule.py (out-of-source faces)."""
+    states: dict[int, Mask] = {}
+    for path in paths:
+        fixes = read_fixes(path)
+        for i, hits in fixes_by_path([photo for photo, _ in photos], fixes).items():
+            fix = fixes[i]
+            for j in hits:
+                if fix.mask is not None and fix.names_box(photos[j][1]):
+                    states[j] = fix.mask
+    return states
+
+
 def checked_masks(faces: Sequence[CachedFace], *paths: Path) -> tuple[list[CachedFace], int]:
     """The scored faces with the mask states of by-eye check files (training/labels/mask_val_by_eye.csv,
     mask_test_by_eye.csv), for a figure *reported next to* the dataset's labels, never for training.
@@ -147,14 +155,10 @@ def checked_masks(faces: Sequence[CachedFace], *paths: Path) -> tuple[list[Cache
     name both files); the count is of faces whose mask state changed."""
     out = list(faces)
     changed = 0
-    for path in paths:
-        fixes = read_fixes(path)
-        for i, hits in _by_path(out, fixes).items():
-            fix = fixes[i]
-            for j in hits:
-                if fix.mask is not None and fix.matches_box(out[j]) and out[j].row.mask != fix.mask:
-                    out[j] = replace(out[j], row=replace(out[j].row, mask=fix.mask))
-                    changed += 1
+    for j, mask in checked_mask_states([(face.row.path, face.row.box) for face in faces], *paths).items():
+        if out[j].row.mask != mask:
+            out[j] = replace(out[j], row=replace(out[j].row, mask=mask))
+            changed += 1
     log.info("checked mask labels (%s): %d scored faces take the by-eye mask state",
              ", ".join(Path(p).name for p in paths), changed)
     return out, changed
