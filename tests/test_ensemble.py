@@ -20,6 +20,7 @@ from training.data.cache import Cache  # noqa: E402
 from training.cli import main  # noqa: E402
 from training.config import PrepareConfig, SplitConfig  # noqa: E402
 from training.export.ensemble import Ensemble  # noqa: E402
+from training.export.recover import read_networks  # noqa: E402
 from training.classifier.evaluate import load_best, model_from_state, runtime_crops  # noqa: E402
 from training.data.prepare import prepare  # noqa: E402
 from training.data.split import split  # noqa: E402
@@ -110,3 +111,37 @@ def test_ensemble_refuses_a_pattern_that_matches_no_run(folds, tmp_path):
     _, runs = folds
     assert main(["export", "--ensemble", str(runs / "nothing*"), "--out", str(tmp_path / "x.onnx")]) == 2
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_member_that_enlarges_its_input_keeps_it_in_the_onnx_graph(folds, tmp_path):
+    """`train --trunk-input` enlarges the crop inside the network: evaluate and export rebuild the run
+    with it (from the checkpoint's config), the ONNX file still takes the cache's crop size, and
+    `recover` gets the network back with its enlargement, alone or in an ensemble."""
+    cache, runs = folds
+    run = tmp_path / "enlarged"
+    assert main(["train", "--cache", str(cache), "--run-dir", str(run), "--model", MODEL, "--epochs", "1", "--batch-size", "8",
+                 "--workers", "0", "--threads", "2", "--device", "cpu", "--seed", "1", "--trunk-input", "96"]) == 0
+    model = model_from_state(*load_best(run))
+    assert model.trunk_input == 96
+    out = tmp_path / "enlarged.onnx"
+    assert main(["export", "--run-dir", str(run), "--out", str(out)]) == 0
+    classifier = Classifier(out)
+    assert classifier.metadata.input_size == 64
+
+    crops = runtime_crops(Cache(cache).read_faces()[:6])
+    inputs = torch.from_numpy(to_input(crops, classifier.metadata.mean, classifier.metadata.std))
+    want = _probabilities(model, inputs)
+    got = classifier.predict(crops)
+    model.trunk_input = None  # the same weights fed the crop as it is
+    plain = _probabilities(model, inputs)
+    for head in HEADS:
+        assert np.abs(getattr(got, head) - want[head]).max() < 1e-4, head
+    assert max(np.abs(getattr(got, h) - plain[h]).max() for h in HEADS) > 1e-4  # the enlargement is in the graph
+
+    (recovered,), _ = read_networks(out)
+    assert recovered.model.trunk_input == 96
+    again = _probabilities(recovered.model, inputs)
+    assert max(np.abs(again[h] - want[h]).max() for h in HEADS) < 1e-4
+    mixed = tmp_path / "mixed.onnx"
+    assert main(["export", "--ensemble", str(runs / "fold0"), str(run), "--out", str(mixed)]) == 0
+    assert [n.model.trunk_input for n in read_networks(mixed)[0]] == [None, 96]

@@ -61,6 +61,8 @@ def test_typos_and_bad_values_are_refused(tmp_path):
         make_config(TrainConfig, load_toml(path), "train")
     with pytest.raises(ConfigError, match="sampler"):
         TrainConfig(sampler="balanced")
+    with pytest.raises(ConfigError, match="trunk_input must be within"):
+        TrainConfig(trunk_input=8)
     with pytest.raises(ConfigError, match="epochs must be of type int"):
         make_config(TrainConfig, {"train": {"epochs": "many"}}, "train")
     with pytest.raises(ConfigError, match="at least one dataset"):

@@ -68,7 +68,7 @@ def load_best(run_dir: Path) -> tuple[TrainConfig, dict]:
 
 
 def model_from_state(config: TrainConfig, state: dict) -> torch.nn.Module:
-    model = build_model(state["architecture"], config.single_head, None, config.drop_rate)
+    model = build_model(state["architecture"], config.single_head, None, config.drop_rate, config.trunk_input)
     model.load_state_dict(state["model"])
     return model.eval()
 

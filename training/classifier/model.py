@@ -7,6 +7,7 @@ from pathlib import Path
 import timm
 import torch
 from torch import nn
+from torch.nn import functional
 
 from core.labels import LABEL_NAMES, NUM_CLASSES
 from core.metadata import CLASS_HEAD
@@ -32,9 +33,13 @@ class MaskClassifier(nn.Module):
         heads: dict[str, int] | None = None,
         weights: str | Path | None = None,
         drop_rate: float = 0.2,
+        trunk_input: int | None = None,
     ) -> None:
         super().__init__()
         self.architecture = architecture
+        # An ImageNet trunk saw objects at 224-260 px; a 112 px face crop enlarged inside the network
+        # meets its filters nearer the scale they learnt (the crop, and so core's contract, is unchanged).
+        self.trunk_input = trunk_input
         trunk = trunk_for(weights)
         if trunk is not None and trunk.architecture != architecture:
             raise WeightsError(f"--weights {trunk.name} is a {trunk.architecture} trunk: use --model {trunk.architecture}, not {architecture}")
@@ -67,6 +72,8 @@ class MaskClassifier(nn.Module):
         return config
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.trunk_input is not None:
+            images = functional.interpolate(images, size=(self.trunk_input, self.trunk_input), mode="bilinear", align_corners=False)
         features = self.backbone(images)
         return {name: self.heads[f"{name}_head"](features) for name in self.head_names}
 
@@ -76,6 +83,7 @@ def head_sizes(single_head: bool) -> dict[str, int]:
     return {CLASS_HEAD: NUM_CLASSES} if single_head else dict(THREE_HEADS)
 
 
-def build_model(architecture: str, single_head: bool, weights: str | Path | None = None, drop_rate: float = 0.2) -> MaskClassifier:
-    return MaskClassifier(architecture, heads=head_sizes(single_head), weights=weights, drop_rate=drop_rate)
+def build_model(architecture: str, single_head: bool, weights: str | Path | None = None, drop_rate: float = 0.2,
+                trunk_input: int | None = None) -> MaskClassifier:
+    return MaskClassifier(architecture, heads=head_sizes(single_head), weights=weights, drop_rate=drop_rate, trunk_input=trunk_input)
 

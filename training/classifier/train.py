@@ -237,7 +237,7 @@ def _build(config: TrainConfig, cache: Cache, world: distributed.World) -> _Run:
         log.info("%d processes (%s): each trains on %d photos an epoch in batches of %d (global batch %d)",
                  world.size, world.backend, math.ceil(len(train_faces) / world.size), config.batch_size, config.batch_size * world.size)
 
-    model = build_model(config.model, config.single_head, config.weights, config.drop_rate)
+    model = build_model(config.model, config.single_head, config.weights, config.drop_rate, config.trunk_input)
     data_config = model.data_config()
     mean, std = data_config["mean"], data_config["std"]
     heads = tuple(model.head_names)

@@ -44,6 +44,8 @@ class TrainConfig:
     weights: str | None = setting(None, "trunk weights: a pretrained trunk's name (efficientnet-lite0-imagenet with "
                                   "--model efficientnet_lite0, efficientnet-lite2-imagenet with --model efficientnet_lite2) "
                                   "or a .pt / .safetensors file; none: random init", metavar="NAME|FILE")
+    trunk_input: int | None = setting(None, "enlarge the crop to this many pixels inside the network, before the trunk "
+                                      "(the crop itself stays the cache's input size; default: not enlarged)", metavar="PX")
     single_head: bool = setting(False, "one 18-way head instead of three (fully labelled data only)")
     epochs: int = setting(20, "epochs")
     batch_size: int = setting(64, "batch size")
@@ -112,6 +114,8 @@ class TrainConfig:
             raise ConfigError("epochs and batch_size must be at least 1")
         if self.fold < 0:
             raise ConfigError("fold must be >= 0")
+        if self.trunk_input is not None and not 32 <= self.trunk_input <= 512:
+            raise ConfigError(f"trunk_input must be within [32, 512] pixels, not {self.trunk_input}")
         if self.run_folds not in ("", "all") and not all(k.strip().isdigit() for k in self.run_folds.split(",")):
             raise ConfigError(f"run_folds must be 'all' or fold numbers separated by commas, not {self.run_folds!r}")
         if self.patience < 1:

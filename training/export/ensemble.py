@@ -106,6 +106,7 @@ class Member:
         return {
             "run": self.run_dir.name, "fold": self.config.fold, "epoch": int(self.state["epoch"]),
             "architecture": self.config.model, "validation_score": round(float(self.state["score"]), 4),
+            **({"trunk_input": self.config.trunk_input} if self.config.trunk_input is not None else {}),
         }
 
 

@@ -89,9 +89,9 @@ def _layers(graph: onnx.GraphProto, tensors: _GraphTensors) -> dict[str, dict[st
 
 
 def _network(layers: dict[str, tuple[np.ndarray, np.ndarray]], architecture: str, heads: dict[str, int],
-             metadata: ModelMetadata) -> MaskClassifier:
+             metadata: ModelMetadata, trunk_input: int | None = None) -> MaskClassifier:
     """A MaskClassifier holding `layers`, BatchNorm turned into "add the folded bias"."""
-    model = build_model(architecture, single_head=list(heads) == ["class"])
+    model = build_model(architecture, single_head=list(heads) == ["class"], trunk_input=trunk_input)
     if list(model.head_names) != list(heads) or any(model.heads[f"{h}_head"].out_features != n for h, n in heads.items()):
         raise ExportError(f"the file's heads {heads} do not match a {architecture} classifier's")
     model.input_mean.copy_(torch.tensor(metadata.mean))
@@ -157,13 +157,14 @@ def read_networks(path: str | Path) -> tuple[list[RecoveredNetwork], ModelMetada
         raise ExportError(f"{path}: its members were normalised differently; recovering such an ensemble is not supported")
     described = json.loads(extra["ensemble"]) if "ensemble" in extra else [{
         "run": metadata.model_version, "fold": -1, "epoch": int(extra.get("epoch", 0)),
-        "architecture": metadata.architecture, "validation_score": float(extra.get("validation_score", 0.0))}]
+        "architecture": metadata.architecture, "validation_score": float(extra.get("validation_score", 0.0)),
+        **({"trunk_input": int(extra["trunk_input"])} if "trunk_input" in extra else {})}]
     if len(described) != len(prefixes):
         raise ExportError(f"{path}: its metadata lists {len(described)} networks but the graph holds {len(prefixes)}")
     heads = {name: len(labels) for name, labels in metadata.heads.items()}
     networks = []
     for prefix, about in zip(prefixes, described):
-        model = _network(by_prefix[prefix], about["architecture"], heads, metadata)
+        model = _network(by_prefix[prefix], about["architecture"], heads, metadata, about.get("trunk_input"))
         networks.append(RecoveredNetwork(str(about["run"]), int(about["fold"]), int(about["epoch"]),
                                          float(about["validation_score"]), model))
     return networks, metadata
@@ -213,7 +214,8 @@ def recover(config: RecoverConfig, recipe: TrainConfig) -> list[Path]:
     if taken:
         raise ConfigError(f"{', '.join(taken)} already hold a run: choose another --out (nothing was written)")
     run_configs = [dataclasses.replace(recipe, run_dir=run_dir, fold=network.fold if network.fold >= 0 else recipe.fold,
-                                       model=network.model.architecture) for network, run_dir in zip(networks, run_dirs)]
+                                       model=network.model.architecture, trunk_input=network.model.trunk_input)
+                   for network, run_dir in zip(networks, run_dirs)]
     _compare_age_prior(metadata, run_configs)
     written = []
     for index, (network, run_dir, run_config) in enumerate(zip(networks, run_dirs, run_configs)):

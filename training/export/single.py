@@ -37,6 +37,8 @@ def export_run(config: ExportConfig) -> Path:
     heads = head_labels(model.head_names)
     age_prior = prior.members_prior([(train_config, cache)])
     extra = {"validation_score": f"{state['score']:.4f}", "epoch": str(state["epoch"]), "exported_by": "mask-train export"}
+    if train_config.trunk_input is not None:  # what `mask-train recover` rebuilds the network with
+        extra["trunk_input"] = str(train_config.trunk_input)
     if age_prior is not None:  # what `mask-train calibrate` reads
         extra[prior.METADATA_KEY] = prior.describe(age_prior, 0.0)
     version = config.model_version or f"{train_config.model}-fold{train_config.fold}-e{state['epoch']}"
