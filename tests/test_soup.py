@@ -28,10 +28,10 @@ from tests.train_helpers import layout_competition  # noqa: E402
 MODEL = "mobilenetv3_small_050"
 
 
-def _train(cache: Path, run: Path, epochs: int, seed: int) -> Path:
+def _train(cache: Path, run: Path, epochs: int, seed: int, *extra: str) -> Path:
     assert main(["train", "--cache", str(cache), "--run-dir", str(run), "--fold", "0", "--model", MODEL, "--epochs", str(epochs),
                  "--patience", str(epochs), "--batch-size", "8", "--workers", "0", "--threads", "2", "--device", "cpu",
-                 "--seed", str(seed)]) == 0
+                 "--seed", str(seed), *extra]) == 0
     return run
 
 
@@ -89,4 +89,13 @@ def test_runs_that_started_apart_are_refused(runs, tmp_path):
     assert main(["soup", str(a), str(other), "--out", str(out)]) == 2  # another seed: other random heads
     assert main(["soup", str(a), "--out", str(out)]) == 2
     assert main(["soup", str(a), str(a), "--out", str(a)]) == 2
+    assert not out.exists()
+
+
+def test_runs_that_saw_the_crop_at_other_sizes_are_refused(runs, tmp_path, caplog):
+    cache, (a, _), _ = runs
+    enlarged = _train(cache, tmp_path / "enlarged", 1, 1, "--trunk-input", "96")  # same seed, same start
+    out = tmp_path / "soup"
+    assert main(["soup", str(a), str(enlarged), "--out", str(out)]) == 2
+    assert "trunk input size" in caplog.text
     assert not out.exists()

@@ -76,6 +76,7 @@ def make_soup(config: SoupConfig, progress: bool = True) -> Path:
     for what, value_of in (("architecture", lambda m: m.config.model), ("heads", lambda m: m.config.single_head),
                            ("seed (their heads must start from the same random weights)", lambda m: m.config.seed),
                            ("starting weights (--weights)", lambda m: m.config.weights),
+                           ("trunk input size (--trunk-input)", lambda m: m.config.trunk_input),
                            ("crop geometry (their caches')", lambda m: str(Cache(config.cache or m.config.cache).read_info().geometry))):
         shared(members, what, value_of, role="soup ingredients")
     first = members[0]
