@@ -20,7 +20,7 @@ from training.data.cache import Cache  # noqa: E402
 from training.cli import main  # noqa: E402
 from training.config import PrepareConfig, SplitConfig  # noqa: E402
 from training.export.ensemble import Ensemble  # noqa: E402
-from training.export.recover import read_networks  # noqa: E402
+from training.export.recover import check_parity, read_networks, rebuilt_graph  # noqa: E402
 from training.classifier.evaluate import load_best, model_from_state, runtime_crops  # noqa: E402
 from training.data.prepare import prepare  # noqa: E402
 from training.data.split import split  # noqa: E402
@@ -105,6 +105,56 @@ def test_members_with_other_normalisation_see_their_own_input(folds):
     a, b = _probabilities(model, inputs), _probabilities(model, theirs)
     for head, probs in zip(HEADS, got):
         assert torch.allclose(probs, torch.from_numpy((a[head] + b[head]) / 2), atol=1e-6)
+
+
+def test_a_member_that_feeds_only_the_mask_head(folds, tmp_path):
+    """--member-heads fold1=mask: the mask head averages both runs, gender and age are fold0's alone;
+    the file says so and `recover` rebuilds the same graph from it."""
+    cache, runs = folds
+    out = tmp_path / "restricted.onnx"
+    assert main(["export", "--ensemble", str(runs / "fold0"), str(runs / "fold1"), "--tta",
+                 "--member-heads", f"{runs / 'fold1'}=mask", "--out", str(out)]) == 0
+    classifier = Classifier(out)
+    described = json.loads(classifier.metadata.extra["ensemble"])
+    assert "heads" not in described[0] and described[1]["heads"] == ["mask"]
+
+    crops = runtime_crops(Cache(cache).read_faces()[:10])
+    inputs = torch.from_numpy(to_input(crops, classifier.metadata.mean, classifier.metadata.std))
+    members = [model_from_state(*load_best(runs / f"fold{k}")) for k in (0, 1)]
+    views = [[_probabilities(m, x) for x in (inputs, torch.flip(inputs, dims=(3,)))] for m in members]
+    got = classifier.predict(crops)
+    mask = np.mean([v["mask"] for pair in views for v in pair], axis=0)
+    assert np.abs(got.mask - mask).max() < 1e-4
+    for head in ("gender", "age"):
+        alone = np.mean([v[head] for v in views[0]], axis=0)
+        both = np.mean([v[head] for pair in views for v in pair], axis=0)
+        assert np.abs(getattr(got, head) - alone).max() < 1e-4, head
+        assert np.abs(getattr(got, head) - both).max() > 1e-5, head  # fold1 really is left out of it
+
+    networks, metadata = read_networks(out)
+    assert [n.heads for n in networks] == [None, ("mask",)]
+    assert check_parity(out, rebuilt_graph(networks, metadata), metadata, crops) < 1e-4
+
+
+@pytest.mark.parametrize("entry, why", [
+    ("{runs}/fold1=nose", "no head nose"),
+    ("{runs}/elsewhere=mask", "is not one of the --ensemble members"),
+    ("{runs}/fold1", "RUN_DIR=HEAD"),
+])
+def test_member_heads_refuses_what_names_no_member_or_head(folds, tmp_path, caplog, entry, why):
+    _, runs = folds
+    out = tmp_path / "x.onnx"
+    args = ["export", "--ensemble", str(runs / "fold0"), str(runs / "fold1"), "--member-heads", entry.format(runs=runs)]
+    assert main([*args, "--out", str(out)]) == 2
+    assert why in caplog.text and not out.exists()
+
+
+def test_every_head_needs_a_member(folds, tmp_path, caplog):
+    _, runs = folds
+    out = tmp_path / "x.onnx"
+    assert main(["export", "--ensemble", str(runs / "fold0"), str(runs / "fold1"), "--member-heads",
+                 f"{runs / 'fold0'}=mask", f"{runs / 'fold1'}=mask,age", "--out", str(out)]) == 2
+    assert "no ensemble member feeds the gender head" in caplog.text and not out.exists()
 
 
 def test_ensemble_refuses_a_pattern_that_matches_no_run(folds, tmp_path):

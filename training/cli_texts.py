@@ -88,7 +88,9 @@ TEXTS: dict[str, tuple[str, str]] = {
         '\n'
         "--ensemble RUN_DIR... (folders or glob patterns, e.g. 'cache/runs/m_fold*') writes ONE graph that\n"
         "averages the runs' probabilities (with --tta, also over the mirrored crop); the app loads it like\n"
-        'any model, and its metadata lists the members.\n'
+        'any model, and its metadata lists the members. --member-heads RUN_DIR=mask lets that member\n'
+        "feed only the mask head's average (the others: every head), e.g. a network that finds wrongly\n"
+        'worn masks beside one that tells gender better.\n'
         '\n'
         "--age-prior TAU (0..1) corrects the age head of runs trained with class weights, which answer\n"
         "as if every age group were equally common, towards the training photos' frequencies; the file\n"

@@ -266,9 +266,13 @@ class ExportConfig:
     age_prior: float = setting(0.0, "correct the age head of runs trained with class weights towards the training photos' "
                                     "age frequencies: 0 off, 1 in full (mask-train calibrate chooses it)", metavar="TAU")
     half_weights: bool = setting(False, "store the weights as float16: half the file, same speed (onnxruntime computes in float32)")
+    member_heads: tuple[str, ...] = setting((), "ensemble members that feed only some heads, e.g. runs/a=mask or runs/b=gender,age "
+                                                "(members not named feed every head)", metavar="RUN_DIR=HEADS")
 
     def __post_init__(self) -> None:
         coerce(self)
+        if self.member_heads and not self.ensemble:
+            raise ConfigError("--member-heads restricts members of an ensemble: give them with --ensemble")
         if not 0.0 <= self.age_prior <= 1.0:
             raise ConfigError(f"age_prior must be in 0..1, got {self.age_prior}")
         if self.run_dir is None and not self.ensemble:

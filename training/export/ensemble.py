@@ -8,9 +8,14 @@ The metadata also lists the members (run, fold, epoch, validation score) and the
 Members must agree on what the file can describe only once: heads, input size and crop margin
 (their caches' geometry) and age boundary. Their trunks may differ, and so may their mean/std:
 the graph takes the input normalised with the first member's, and re-normalises for the others.
+
+A member may feed only some heads (`--member-heads RUN=mask`): a network that finds wrongly worn
+masks can stay in the mask head's average while a better gender network answers gender in its
+place. Its other heads are still computed (weighted 0), so `recover` finds every layer again.
 """
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import logging
@@ -58,10 +63,20 @@ class Ensemble(nn.Module):
 
     def __init__(self, members: Sequence[nn.Module], heads: Sequence[str], flip: bool = False,
                  normalisation: Sequence[tuple[Sequence[float], Sequence[float]]] | None = None,
-                 age_bias: Sequence[float] | None = None) -> None:
+                 age_bias: Sequence[float] | None = None,
+                 member_heads: Sequence[Sequence[str] | None] | None = None) -> None:
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
+        feeds = [[name in (member_heads[i] if member_heads and member_heads[i] is not None else heads) for name in heads]
+                 for i in range(len(members))]
+        starved = [name for j, name in enumerate(heads) if not any(row[j] for row in feeds)]
+        if starved:
+            raise ConfigError(f"no ensemble member feeds the {', '.join(starved)} head(s)")
+        #: per head, how many members feed it; per member, its 0/1 weight for each head (None: it feeds every head)
+        self.head_counts = [sum(row[j] for row in feeds) for j in range(len(heads))]
+        self.member_heads = [None if all(row) else tuple(n for n, on in zip(heads, row) if on) for row in feeds]
+        self.register_buffer("head_weights", torch.tensor(feeds, dtype=torch.float32) if any(self.member_heads) else None)
         wrapped = []
         for i, member in enumerate(members):
             if normalisation is not None and tuple(normalisation[i]) != tuple(normalisation[0]):
@@ -79,14 +94,16 @@ class Ensemble(nn.Module):
         # The mirrored crops ride in the same batch: one call per member.
         batch = torch.cat([image, torch.flip(image, dims=(3,))]) if self.flip else image
         sums: list[torch.Tensor] = []
-        for member in self.members:
+        for i, member in enumerate(self.members):
             logits = member(batch)
             probs = [torch.softmax(logits[name], dim=1) for name in self.head_names]
             if self.flip:  # (2N, C) -> the crop's row plus its mirror's
                 probs = [p.reshape(2, -1, p.shape[1]).sum(dim=0) for p in probs]
+            if self.member_heads[i] is not None:  # weighted 0 where it does not feed: its layers stay in the graph
+                probs = [p * self.head_weights[i, j] for j, p in enumerate(probs)]
             sums = [a + b for a, b in zip(sums, probs)] if sums else probs
         views = 2 if self.flip else 1
-        means = [total / (len(self.members) * views) for total in sums]
+        means = [total / (count * views) for total, count in zip(sums, self.head_counts)]
         if self.age_bias is not None:
             age = self.head_names.index("age")
             means[age] = torch.softmax(torch.log(means[age].clamp_min(1e-12)) + self.age_bias, dim=1)
@@ -101,12 +118,14 @@ class Member:
     config: TrainConfig
     state: dict
     model: nn.Module
+    heads: tuple[str, ...] | None = None  # the heads it feeds (--member-heads); None: every head
 
     def describe(self) -> dict:
         return {
             "run": self.run_dir.name, "fold": self.config.fold, "epoch": int(self.state["epoch"]),
             "architecture": self.config.model, "validation_score": round(float(self.state["score"]), 4),
             **({"trunk_input": self.config.trunk_input} if self.config.trunk_input is not None else {}),
+            **({"heads": list(self.heads)} if self.heads is not None else {}),
         }
 
 
@@ -134,6 +153,28 @@ def load_members(run_dirs: Sequence[Path]) -> list[Member]:
     return members
 
 
+def restrict_heads(members: list[Member], entries: Sequence[str]) -> list[Member]:
+    """The members with the heads `entries` ("RUN_DIR=HEAD[,HEAD]", --member-heads) let them feed;
+    an entry that names no member or an unknown head is an error."""
+    if not entries:
+        return members
+    heads = shared(members, "heads", lambda m: tuple(m.model.head_names))
+    chosen: dict[Path, tuple[str, ...]] = {}
+    for entry in entries:
+        run, sep, names = entry.rpartition("=")
+        wanted = tuple(dict.fromkeys(n.strip() for n in names.split(",") if n.strip()))
+        if not sep or not run or not wanted:
+            raise ConfigError(f"--member-heads takes RUN_DIR=HEAD[,HEAD...], got {entry!r}")
+        unknown = [n for n in wanted if n not in heads]  # type: ignore[operator]
+        if unknown:
+            raise ConfigError(f"--member-heads {entry!r}: no head {', '.join(unknown)} (the members have {', '.join(heads)})")  # type: ignore[arg-type]
+        target = Path(run).resolve()
+        if not any(m.run_dir.resolve() == target for m in members):
+            raise ConfigError(f"--member-heads {entry!r}: {run} is not one of the --ensemble members")
+        chosen[target] = wanted
+    return [dataclasses.replace(m, heads=chosen.get(m.run_dir.resolve(), m.heads)) for m in members]
+
+
 def shared(members: list[Member], what: str, value_of, role: str = "ensemble members") -> object:
     """The one value of `value_of` that all members have; an error naming each member's when they differ."""
     values = {m.run_dir: value_of(m) for m in members}
@@ -146,7 +187,8 @@ def shared(members: list[Member], what: str, value_of, role: str = "ensemble mem
 def build_ensemble(members: list[Member], flip: bool, age_bias: Sequence[float] | None = None) -> Ensemble:
     heads = shared(members, "heads", lambda m: tuple(m.model.head_names))
     normalisation = [(tuple(d["mean"]), tuple(d["std"])) for d in (m.model.data_config() for m in members)]
-    return Ensemble([m.model for m in members], heads, flip, normalisation, age_bias).eval()  # type: ignore[arg-type]
+    return Ensemble([m.model for m in members], heads, flip, normalisation, age_bias,  # type: ignore[arg-type]
+                    [m.heads for m in members]).eval()
 
 
 def spread_crops(faces: Sequence, count: int) -> np.ndarray:
@@ -164,7 +206,7 @@ def export_ensemble(config: ExportConfig) -> Path:
     as one ONNX file (default: ensemble.onnx beside the first member's folder); returns its path.
     The export parity check runs on real crops spread over the cache (the members have each seen
     all but their own fold, so no crop is unseen by all of them)."""
-    members = load_members(member_dirs(config.ensemble or (str(config.run_dir),)))
+    members = restrict_heads(load_members(member_dirs(config.ensemble or (str(config.run_dir),))), config.member_heads)
     caches = {m.run_dir: Cache(config.cache or m.config.cache) for m in members}
     input_size, crop_margin = shared(members, "input size and crop margin (their caches')", lambda m: _geometry(caches[m.run_dir]))  # type: ignore[misc]
     age_boundary = shared(members, "age boundary", lambda m: m.config.age_boundary)
@@ -210,6 +252,7 @@ def export_ensemble(config: ExportConfig) -> Path:
     )
     check = spread_crops(faces, config.check_crops)
     out = config.out or first.run_dir.parent / "ensemble.onnx"
-    log.info("ensemble of %d (%s), TTA %s, age prior correction τ = %g", len(members), ", ".join(m.run_dir.name for m in members),
+    log.info("ensemble of %d (%s), TTA %s, age prior correction τ = %g", len(members),
+             ", ".join(m.run_dir.name + (f" [{'+'.join(m.heads)}]" if m.heads is not None else "") for m in members),
              tta, config.age_prior)
     return export_classifier(ensemble, metadata, out, check, probabilities=True, half_weights=config.half_weights)

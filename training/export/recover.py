@@ -58,6 +58,7 @@ class RecoveredNetwork:
     epoch: int
     validation_score: float
     model: MaskClassifier
+    heads: tuple[str, ...] | None = None  # the heads it feeds in the file (export --member-heads); None: every head
 
 
 class _GraphTensors:
@@ -166,7 +167,8 @@ def read_networks(path: str | Path) -> tuple[list[RecoveredNetwork], ModelMetada
     for prefix, about in zip(prefixes, described):
         model = _network(by_prefix[prefix], about["architecture"], heads, metadata, about.get("trunk_input"))
         networks.append(RecoveredNetwork(str(about["run"]), int(about["fold"]), int(about["epoch"]),
-                                         float(about["validation_score"]), model))
+                                         float(about["validation_score"]), model,
+                                         tuple(about["heads"]) if "heads" in about else None))
     return networks, metadata
 
 
@@ -175,7 +177,7 @@ def rebuilt_graph(networks: list[RecoveredNetwork], metadata: ModelMetadata) -> 
     correction = prior.read(metadata.extra)
     bias = prior.logit_bias(*correction).tolist() if correction and correction[1] else None
     flip = metadata.extra.get("tta") == "hflip"
-    return Ensemble([n.model for n in networks], list(metadata.heads), flip, None, bias).eval()
+    return Ensemble([n.model for n in networks], list(metadata.heads), flip, None, bias, [n.heads for n in networks]).eval()
 
 
 def check_parity(path: str | Path, module: nn.Module, metadata: ModelMetadata, crops_bgr: np.ndarray) -> float:
@@ -223,6 +225,7 @@ def recover(config: RecoverConfig, recipe: TrainConfig) -> list[Path]:
         # recovered.json first: whatever stops the writing, a checkpoint never lies there without it (soup checks it).
         with atomic_open(run_dir / "recovered.json", "w", encoding="utf-8") as handle:
             json.dump({"from": str(config.onnx), "model_version": metadata.model_version, "member": index,
+                       **({"heads": list(network.heads)} if network.heads is not None else {}),
                        "batchnorm": "folded into the convolutions by the export: identity plus bias (eval mode only)",
                        "max_difference": worst}, handle, indent=1)
         settings = json.dumps(saved_dict(run_config))
@@ -232,6 +235,9 @@ def recover(config: RecoverConfig, recipe: TrainConfig) -> list[Path]:
             network.model, network.epoch, network.validation_score, settings, network.model.architecture,
             network.model.head_names))
         written.append(run_dir)
+        if network.heads is not None:
+            log.info("%s fed only the %s head(s) in the file: export it back with --member-heads %s=%s", run_dir.name,
+                     ", ".join(network.heads), run_dir, ",".join(network.heads))
     return written
 
 
