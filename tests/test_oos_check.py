@@ -164,3 +164,19 @@ def test_select_on_val_keeps_the_validation_score_and_logs_both(tiny_cache, tmp_
     (row,) = read_csv(run / "metrics.csv")
     assert row["select_score"] == row["score"] and row["oos_gender_acc"] != "" and row["oos_age_f1_bare"] != ""
     assert json.loads((run / "config.json").read_text())["select_on"] == "val"
+
+
+def test_select_on_last_keeps_the_last_epoch_and_never_stops_early(tiny_cache, tmp_path, shared_data):
+    """--select-on last: best.pt is the weights training ends with, whatever the scores did on the way."""
+    labels = first_rows(tmp_path / "labels.csv")
+    run = tmp_path / "run"
+    assert _train(tiny_cache, run, labels, shared_data, "--select-on", "last", "--out-of-source", "--epochs", "4",
+                  "--patience", "1") == 0
+    history = read_csv(run / "metrics.csv")
+    assert [int(r["epoch"]) for r in history] == [1, 2, 3, 4]
+    import torch
+
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    last = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert best["epoch"] == 4 and best["score"] == pytest.approx(float(history[-1]["select_score"]), abs=2e-6)
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])

@@ -368,7 +368,7 @@ def _train(
                             **oos_columns, "select_score": round(selected, 6)})
             if metrics_log is not None:
                 metrics_log.write(history)
-            if selected > best:  # every rank scores the same gathered outputs: same decision
+            if selected > best or config.select_on == "last":  # every rank scores the same gathered outputs: same decision
                 best, best_epoch, bad_epochs = selected, epoch, 0
                 if world.is_main:
                     checkpoint.save(best_path, checkpoint.best_model(

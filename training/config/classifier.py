@@ -21,7 +21,7 @@ OOS_DATA = Path("../shared/data")
 #: Where `make dlib-models` unpacks the dlib gender and age networks, the teacher (training.teacher).
 DEFAULT_DLIB_DIR = Path(__file__).resolve().parents[2] / ".venv" / "dlib-models"
 SAMPLERS = ("random", "weighted", "fair")
-SELECT_ON = ("val", "out-of-source")
+SELECT_ON = ("val", "out-of-source", "last")
 #: The robust augmentations' probabilities (TrainConfig fields, training.classifier.augment).
 ROBUST_PROBABILITIES = ("low_res", "blur", "jpeg", "grayscale", "color_shift", "rotate", "profile", "edge_cut", "occlusion")
 
@@ -94,8 +94,9 @@ class TrainConfig:
     cutmix: float = setting(0.0, "cutmix Beta alpha (0: off)", metavar="ALPHA")
     # run
     patience: int = setting(5, "early stopping: epochs without a better selection score (--select-on)")
-    select_on: str = setting("val", "what picks best.pt and stops early: val (the fold's mean macro-F1) or out-of-source "
-                             "(mean of the out-of-source gender accuracy, age macro-F1 and the fold's mask macro-F1)", choices=SELECT_ON)
+    select_on: str = setting("val", "what picks best.pt and stops early: val (the fold's mean macro-F1), out-of-source "
+                             "(mean of the out-of-source gender accuracy, age macro-F1 and the fold's mask macro-F1) or last "
+                             "(every epoch replaces best.pt, no early stop: the weights training ends with)", choices=SELECT_ON)
     out_of_source: bool = setting(False, "score the out-of-source faces (--oos-labels) after every epoch, logged in metrics.csv "
                                   "beside the validation scores (implied by --select-on out-of-source)")
     oos_labels: tuple[Path, ...] = setting(factory=lambda: (OOS_LABELS,), help=OOS_LABELS_HELP, metavar="CSV")
