@@ -101,15 +101,17 @@ def flips(labels: list[list[tuple[int, tuple[int, int, int]]]]) -> int:
 
 def test_smoothed_labels_flicker_less_than_per_frame_labels(analyzer, clip, full, tracked):
     """Per-frame verdicts from full detection, followed along (c)'s tracks, against (c)'s smoothed
-    ones (all three heads: age and gender waver most). Here about 27 changes against 1; without
-    smoothing (smoothing=1, classify_every=1) (c) changes as often as (b), or more."""
+    ones (all three heads: age and gender waver most). Steadier classifiers waver less on this clip:
+    an early model about 27 changes against 1, 0.13 6 against 0, 0.14 4 against 0; without smoothing
+    (smoothing=1, classify_every=1) (c) changes as often as (b), or more. Three changes are enough
+    for the check to fail when smoothing does not work (it then needs (c) to change at most once)."""
     faces, _ = tracked
     raw, smooth = [], []
     for b, c in zip(full, faces):
         pairs = associate(boxes(c), boxes(b), 0.5, 0.0)
         raw.append([(c[i].track_id, verdict(b[j])) for i, j in pairs])
         smooth.append([(c[i].track_id, verdict(c[i])) for i, _ in pairs])
-    assert flips(raw) >= 5, "the clip should make the per-frame classifier waver"
+    assert flips(raw) >= 3, "the clip should make the per-frame classifier waver"
     assert flips(smooth) < flips(raw) / 3, (flips(smooth), flips(raw))
 
 
