@@ -68,15 +68,15 @@ class Ensemble(nn.Module):
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
-        feeds = [[name in (member_heads[i] if member_heads and member_heads[i] is not None else heads) for name in heads]
-                 for i in range(len(members))]
+        fed = list(member_heads) if member_heads is not None else [None] * len(members)
+        feeds = [[name in (only if only is not None else heads) for name in heads] for only in fed]
         starved = [name for j, name in enumerate(heads) if not any(row[j] for row in feeds)]
         if starved:
             raise ConfigError(f"no ensemble member feeds the {', '.join(starved)} head(s)")
-        #: per head, how many members feed it; per member, its 0/1 weight for each head (None: it feeds every head)
+        #: per head, how many members feed it; per member, whether it leaves a head out (then its 0/1 weights apply)
         self.head_counts = [sum(row[j] for row in feeds) for j in range(len(heads))]
-        self.member_heads = [None if all(row) else tuple(n for n, on in zip(heads, row) if on) for row in feeds]
-        self.register_buffer("head_weights", torch.tensor(feeds, dtype=torch.float32) if any(self.member_heads) else None)
+        self.restricted = [not all(row) for row in feeds]
+        self.register_buffer("head_weights", torch.tensor(feeds, dtype=torch.float32) if any(self.restricted) else None)
         wrapped = []
         for i, member in enumerate(members):
             if normalisation is not None and tuple(normalisation[i]) != tuple(normalisation[0]):
@@ -99,7 +99,7 @@ class Ensemble(nn.Module):
             probs = [torch.softmax(logits[name], dim=1) for name in self.head_names]
             if self.flip:  # (2N, C) -> the crop's row plus its mirror's
                 probs = [p.reshape(2, -1, p.shape[1]).sum(dim=0) for p in probs]
-            if self.member_heads[i] is not None:  # weighted 0 where it does not feed: its layers stay in the graph
+            if self.restricted[i]:  # weighted 0 where it does not feed: its layers stay in the graph
                 probs = [p * self.head_weights[i, j] for j, p in enumerate(probs)]
             sums = [a + b for a, b in zip(sums, probs)] if sums else probs
         views = 2 if self.flip else 1
