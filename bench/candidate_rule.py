@@ -22,13 +22,17 @@ than 1. Rule 1, which chose 0.9 to 0.12 (assets/models/MODEL_CARD.md, "Where the
 guarded faces right only (slack 1 each, out of source on the dataset's states): a candidate that
 traded a few worn answers for found wrongly worn faces failed it while raising the target figure,
 so rule 2 guards the macro-F1 and lets the counts move by a few faces. `--rule 1` still gives the
-old verdict. The script only does the counting that was done by hand from `mask-train evaluate`
+old verdict. Rule 3 (written 2026-12-06, session 31, before any figure of the candidates it is for)
+judges a candidate that changes only the mask head (a member added with `export --member-heads
+RUN=mask`): its gender and age figures are the baseline's by construction, so "one mean higher" can
+never hold; instead both means must not drop and the validation fold's real-photo mask macro-F1
+(checked) must be higher, with rule 2's slack on the counts. The script only does the counting that was done by hand from `mask-train evaluate`
 and bench/out_of_source.py (same figures: 0.12's file against itself gives 2,670 / 550, 0.7304 / 0.8087,
 1,068 and 398, as its model card says). The test split is never read. Export each candidate with
 its calibrated τ first (`mask-train export --ensemble ... --age-prior τ`).
 
     .venv/bin/python bench/candidate_rule.py --model CANDIDATE.onnx [--model ANOTHER.onnx]
-        [--baseline FILE] [--cache DIR] [--fold K] [--rule 1|2] [--out report.md]
+        [--baseline FILE] [--cache DIR] [--fold K] [--rule 1|2|3] [--out report.md]
 """
 from __future__ import annotations
 
@@ -94,17 +98,19 @@ class RuleFigures:
 
 @dataclass(frozen=True)
 class Rule:
-    """The guards of one model-choice rule besides "both means >=, one higher"."""
+    """The guards of one model-choice rule besides "both means >=": what must rise, and what may fall how far."""
 
     val_slack: int  # validation real faces right (checked) may be fewer by this many
     oos_slack: int  # out-of-source mask answers right may be fewer by this many
     oos_checked: bool  # count the out-of-source answers against the checked states
     guard_f1: bool  # the validation real-photo mask macro-F1 (checked) may not drop
+    gain_on_mask: bool = False  # that macro-F1 must rise (instead of one mean)
 
 
 RULES = {
     1: Rule(val_slack=1, oos_slack=1, oos_checked=False, guard_f1=False),  # 0.9 to 0.12
     2: Rule(val_slack=3, oos_slack=1, oos_checked=True, guard_f1=True),  # from 2026-12-06
+    3: Rule(val_slack=3, oos_slack=1, oos_checked=True, guard_f1=True, gain_on_mask=True),  # mask-head members
 }
 
 
@@ -116,9 +122,12 @@ def verdict(candidate: RuleFigures, baseline: RuleFigures, rule: int = 2) -> tup
         why.append(f"gender mean {candidate.gender_mean:.5f} < {baseline.gender_mean:.5f}")
     if candidate.age_mean < baseline.age_mean:
         why.append(f"age mean {candidate.age_mean:.5f} < {baseline.age_mean:.5f}")
-    if candidate.gender_mean == baseline.gender_mean and candidate.age_mean == baseline.age_mean:
+    if guards.gain_on_mask:
+        if candidate.real_mask_f1 <= baseline.real_mask_f1:
+            why.append(f"validation real photos mask macro-F1 (checked) {candidate.real_mask_f1:.4f} is not higher than {baseline.real_mask_f1:.4f}")
+    elif candidate.gender_mean == baseline.gender_mean and candidate.age_mean == baseline.age_mean:
         why.append("neither mean is higher")
-    if guards.guard_f1 and candidate.real_mask_f1 < baseline.real_mask_f1:
+    if guards.guard_f1 and not guards.gain_on_mask and candidate.real_mask_f1 < baseline.real_mask_f1:
         why.append(f"validation real photos mask macro-F1 (checked) {candidate.real_mask_f1:.4f} < {baseline.real_mask_f1:.4f}")
     if candidate.real_mask_right < baseline.real_mask_right - guards.val_slack:
         why.append(f"validation real photos right (checked) {candidate.real_mask_right} < {baseline.real_mask_right} - {guards.val_slack}")
@@ -228,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fold", type=int, default=0, help="validation fold (default: 0)")
     parser.add_argument("--oos-data", type=Path, default=REPO.parent / "shared/data", help="root of the labelled photos")
     parser.add_argument("--rule", type=int, choices=sorted(RULES), default=2,
-                        help="2: macro-F1 guard, checked out-of-source states (default); 1: the rule of 0.9 to 0.12")
+                        help="2: macro-F1 guard, checked out-of-source states (default); 1: the rule of 0.9 to 0.12; "
+                             "3: for mask-head members, the mask macro-F1 must rise and neither mean drop")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", type=Path, metavar="FILE", help="also write the table to this Markdown file (atomically)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

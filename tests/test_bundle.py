@@ -18,8 +18,8 @@ from app.xcb import missing_xcb_libraries, packages_for
 
 REPO = Path(__file__).resolve().parents[1]
 #: The bundle must stay under this many MiB (sum of file sizes). Measured 2026-12-05 (404 MiB with 0.9's seven
-#: networks in float16, 47 MiB; 0.10's eight are 54 MiB, 0.11's nine 63 MiB, 0.12's nine 66 MiB, 0.13's nine, four of them Lite2, 72 MiB: 429 MiB; 0.14's ten, five of them Lite2, 82 MiB: ≈ 439 MiB): see the README's "Desktop bundle" section for where the bytes go.
-SIZE_BUDGET_MIB = 442
+#: networks in float16, 47 MiB; 0.10's eight are 54 MiB, 0.11's nine 63 MiB, 0.12's nine 66 MiB, 0.13's nine, four of them Lite2, 72 MiB: 429 MiB; 0.14's ten, five of them Lite2, 82 MiB: ≈ 439 MiB; 0.15's eleven, six of them Lite2, 91 MiB: 448 MiB measured 2026-12-06): see the README's "Desktop bundle" section for where the bytes go.
+SIZE_BUDGET_MIB = 452
 #: Nothing of training may be frozen in: torch's libraries, timm, facenet-pytorch, our training package.
 TRAINING_PARTS = re.compile(r"(^|/)(lib)?(torch|c10|timm|facenet_pytorch|training|tensorboard)([/._-]|$)", re.IGNORECASE)
 EXE = "mask-checker.exe" if sys.platform == "win32" else "mask-checker"

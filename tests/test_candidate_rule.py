@@ -56,6 +56,22 @@ def test_rule_2_guards_the_mask_macro_f1_and_lets_counts_move_by_a_few_faces():
     assert not passed and why == ["out-of-source mask right (checked states) 393 < 395 - 1"]
 
 
+def test_rule_3_asks_a_mask_head_member_for_a_higher_mask_macro_f1_and_no_lower_mean():
+    # a member that feeds only the mask head leaves gender and age as they were
+    mask_only = replace(BASELINE, name="c", real_mask_f1=0.850, wrongly_worn_found=10)
+    assert verdict(mask_only, BASELINE, rule=3) == (True, [])
+    assert verdict(mask_only, BASELINE, rule=2)[0] is False  # rule 2 wants a mean higher
+    passed, why = verdict(BASELINE, BASELINE, rule=3)
+    assert not passed and why == ["validation real photos mask macro-F1 (checked) 0.8390 is not higher than 0.8390"]
+    passed, why = verdict(replace(mask_only, pooled_gender_right=549), BASELINE, rule=3)
+    assert not passed and len(why) == 1 and why[0].startswith("gender mean")
+    # rule 2's slack on the counts
+    assert verdict(replace(mask_only, real_mask_right=1065), BASELINE, rule=3)[0]
+    passed, why = verdict(replace(mask_only, real_mask_right=1064), BASELINE, rule=3)
+    assert not passed and why == ["validation real photos right (checked) 1064 < 1068 - 3"]
+    assert not verdict(replace(mask_only, oos_mask_right_checked=393), BASELINE, rule=3)[0]
+
+
 def test_the_table_names_the_baseline_and_each_candidates_verdict():
     report = table([BASELINE, replace(BASELINE, name="good.onnx", pooled_gender_right=560),
                     replace(BASELINE, name="bad.onnx", oos_mask_right_checked=390)])
