@@ -26,9 +26,9 @@ old verdict. Rule 3 (written 2026-12-06, session 31, before any figure of the ca
 judges a candidate that changes only the mask head (a member added with `export --member-heads
 RUN=mask`): its gender and age figures are the baseline's by construction, so "one mean higher" can
 never hold; instead both means must not drop and the validation fold's real-photo mask macro-F1
-(checked) must be higher, with rule 2's slack on the counts. The script only does the counting that was done by hand from `mask-train evaluate`
-and bench/out_of_source.py (same figures: 0.12's file against itself gives 2,670 / 550, 0.7304 / 0.8087,
-1,068 and 398, as its model card says). The test split is never read. Export each candidate with
+(checked) must be higher, with rule 2's slack on the counts. The script only does the counting that
+was done by hand from `mask-train evaluate` and bench/out_of_source.py (same figures: 0.12's file
+against itself gives 2,670 / 550, 0.7304 / 0.8087, 1,068 and 398, as its model card says). The test split is never read. Export each candidate with
 its calibrated τ first (`mask-train export --ensemble ... --age-prior τ`).
 
     .venv/bin/python bench/candidate_rule.py --model CANDIDATE.onnx [--model ANOTHER.onnx]
