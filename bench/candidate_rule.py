@@ -31,8 +31,12 @@ was done by hand from `mask-train evaluate` and bench/out_of_source.py (same fig
 against itself gives 2,670 / 550, 0.7304 / 0.8087, 1,068 and 398, as its model card says). The test split is never read. Export each candidate with
 its calibrated τ first (`mask-train export --ensemble ... --age-prior τ`).
 
+Each model is scored on the crops cut at its own input size: with models of two sizes (0.15 takes
+112 px crops, a candidate with a network trained on 160 px crops takes 160), give a cache of each
+(`--cache cache/robust_un --cache cache/robust_160`, the same faces and folds cut at two sizes).
+
     .venv/bin/python bench/candidate_rule.py --model CANDIDATE.onnx [--model ANOTHER.onnx]
-        [--baseline FILE] [--cache DIR] [--fold K] [--rule 1|2|3] [--out report.md]
+        [--baseline FILE] [--cache DIR [--cache DIR]] [--fold K] [--rule 1|2|3] [--out report.md]
 """
 from __future__ import annotations
 
@@ -206,6 +210,17 @@ def measure(path: Path, faces: RuleFaces, batch_size: int, progress: bool) -> Ru
     )
 
 
+def caches_by_size(caches: Sequence[Cache]) -> dict[int, Cache]:
+    """The caches by the crop size they were cut at; two of one size are an error (which would count?)."""
+    found: dict[int, Cache] = {}
+    for cache in caches:
+        size = cache.read_info().geometry.input_size
+        if size in found:
+            raise ConfigError(f"--cache {found[size].root} and {cache.root} are both cut at {size} px: give one")
+        found[size] = cache
+    return found
+
+
 def table(models: list[RuleFigures], rule: int = 2) -> str:
     baseline = models[0]
     rows = [
@@ -233,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench/candidate_rule.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", type=Path, required=True, metavar="FILE", help="a candidate .onnx (repeatable)")
     parser.add_argument("--baseline", type=Path, default=REPO / "assets/models/classifier.onnx", help="the baseline (default: the shipped model)")
-    parser.add_argument("--cache", type=Path, default=REPO / "cache/robust_un", help="prepared and split cache (default: %(default)s)")
+    parser.add_argument("--cache", type=Path, action="append", metavar="DIR",
+                        help="prepared and split cache; repeat for caches cut at other sizes, one per model input size "
+                             "(default: cache/robust_un)")
     parser.add_argument("--fold", type=int, default=0, help="validation fold (default: 0)")
     parser.add_argument("--oos-data", type=Path, default=REPO.parent / "shared/data", help="root of the labelled photos")
     parser.add_argument("--rule", type=int, choices=sorted(RULES), default=2,
@@ -248,16 +265,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if not args.cache.is_dir():
-        print(f"error: cache {args.cache} does not exist (--cache)", file=sys.stderr)
+    caches = args.cache or [REPO / "cache/robust_un"]
+    absent = [str(c) for c in caches if not c.is_dir()]
+    if absent:
+        print(f"error: cache {', '.join(absent)} does not exist (--cache)", file=sys.stderr)
         return 2
-    missing = [str(p) for p in [args.baseline, *args.model] if not p.is_file()]
+    paths = [args.baseline, *args.model]
+    missing = [str(p) for p in paths if not p.is_file()]
     if missing:  # before the minutes the first model takes
         print(f"error: no such model file: {', '.join(missing)}", file=sys.stderr)
         return 2
     try:
-        faces = RuleFaces.read(Cache(args.cache), args.fold, args.oos_data)
-        models = [measure(p, faces, args.batch_size, not args.no_progress) for p in [args.baseline, *args.model]]
+        by_size = caches_by_size([Cache(c) for c in caches])
+        sizes = {p: Classifier(p).input_size for p in paths}
+        uncut = sorted({f"{p.name} ({size} px)" for p, size in sizes.items() if size not in by_size})
+        if uncut:  # also before the minutes the first model takes
+            raise ConfigError(f"no --cache is cut at the input size of {', '.join(uncut)} "
+                              f"(given: {', '.join(f'{size} px' for size in sorted(by_size))})")
+        faces = {size: RuleFaces.read(by_size[size], args.fold, args.oos_data) for size in sorted(set(sizes.values()))}
+        models = [measure(p, faces[sizes[p]], args.batch_size, not args.no_progress) for p in paths]
     except (ClassifierLoadError, ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

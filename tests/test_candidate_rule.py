@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("torch")
 
 from bench.candidate_rule import RuleFigures, table, verdict  # noqa: E402
+from bench.model_probe import REPO  # noqa: E402
 
 BASELINE = RuleFigures(
     name="shipped.onnx", val_gender_right=2670, val_gender_n=2849, pooled_gender_right=550, pooled_gender_n=587,
@@ -102,3 +103,29 @@ def test_out_of_source_faces_take_the_checked_mask_state_of_their_own_photo_and_
     fixes.write_text("path,x1,y1,x2,y2,mask,gender,age\n"
                      f"{crowd.path},{x1},{y1},{x2},{y2},{other},,\n", encoding="utf-8")
     assert checked_states([crowd], fixes) == [other]
+
+
+def _cache_cut_at(folder, size: int):
+    """An (empty) cache whose prepare.json says it was cut at `size` px: all caches_by_size reads."""
+    import json
+
+    from training.data.cache import Cache
+    folder.mkdir()
+    info = {"geometry": {"input_size": size, "crop_margin": 0.2, "cache_size": round(size * 1.25), "cache_margin": 0.375},
+            "min_face": 40, "thresholds": [0.6, 0.7, 0.7], "no_face": "pad", "format": 1, "min_box": 10}
+    (folder / "prepare.json").write_text(json.dumps(info), encoding="utf-8")
+    return Cache(folder)
+
+
+def test_each_model_is_scored_on_the_cache_cut_at_its_input_size(tmp_path, capsys):
+    from bench.candidate_rule import caches_by_size, main
+    from training.config import ConfigError
+
+    small, large = _cache_cut_at(tmp_path / "small", 112), _cache_cut_at(tmp_path / "large", 160)
+    assert {size: c.root for size, c in caches_by_size([small, large]).items()} == {112: small.root, 160: large.root}
+    with pytest.raises(ConfigError, match="both cut at 160 px"):
+        caches_by_size([large, _cache_cut_at(tmp_path / "again", 160)])
+    # The shipped file takes 112 px crops: with only a 160 px cache it is refused before any scoring.
+    shipped = REPO / "assets/models/classifier.onnx"
+    assert main(["--baseline", str(shipped), "--model", str(shipped), "--cache", str(large.root), "--no-progress"]) == 2
+    assert "no --cache is cut at the input size of classifier.onnx (112 px) (given: 160 px)" in capsys.readouterr().err

@@ -195,3 +195,48 @@ def test_a_member_that_enlarges_its_input_keeps_it_in_the_onnx_graph(folds, tmp_
     mixed = tmp_path / "mixed.onnx"
     assert main(["export", "--ensemble", str(runs / "fold0"), str(run), "--out", str(mixed)]) == 0
     assert [n.model.trunk_input for n in read_networks(mixed)[0]] == [None, 96]
+
+
+def test_members_trained_at_two_crop_sizes_share_the_larger_input(folds, tmp_path):
+    """A run trained on the same faces cut larger (a cache prepared with a larger --input-size) joins
+    runs trained on the smaller crops: the file takes the larger crop and shrinks it, in the graph,
+    for the smaller member; `recover` gets both back and names each the cache cut at its size, so
+    that exporting them again gives the same file."""
+    cache, runs = folds
+    larger = tmp_path / "cache80"
+    prepare(PrepareConfig(data=(f"competition={cache.parent / 'competition'}",), cache=larger, input_size=80), progress=False)
+    split(SplitConfig(cache=larger, num_folds=2))
+    run = tmp_path / "sharp"
+    assert main(["train", "--cache", str(larger), "--run-dir", str(run), "--model", MODEL, "--epochs", "1", "--batch-size", "8",
+                 "--workers", "0", "--threads", "2", "--device", "cpu", "--seed", "2"]) == 0
+    out = tmp_path / "two_sizes.onnx"
+    # --cache (or a recipe's top-level cache) names the small cache: each member still takes its own size
+    assert main(["export", "--ensemble", str(runs / "fold0"), str(run), "--tta", "--cache", str(cache), "--out", str(out)]) == 0
+    classifier = Classifier(out)
+    assert classifier.metadata.input_size == 80
+    described = json.loads(classifier.metadata.extra["ensemble"])
+    assert described[0]["input_size"] == 64 and "input_size" not in described[1]
+
+    crops = runtime_crops(Cache(larger).read_faces()[:8])
+    inputs = torch.from_numpy(to_input(crops, classifier.metadata.mean, classifier.metadata.std))
+    shrunk = torch.nn.functional.interpolate(inputs, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
+    small, sharp = (model_from_state(*load_best(r)) for r in (runs / "fold0", run))
+    views = [_probabilities(small, x) for x in (shrunk, torch.flip(shrunk, dims=(3,)))]
+    views += [_probabilities(sharp, x) for x in (inputs, torch.flip(inputs, dims=(3,)))]
+    got = classifier.predict(crops)
+    for head in HEADS:
+        assert np.abs(getattr(got, head) - np.mean([v[head] for v in views], axis=0)).max() < 1e-4, head
+
+    networks, metadata = read_networks(out)
+    assert [n.input_size for n in networks] == [64, None]
+    assert check_parity(out, rebuilt_graph(networks, metadata), metadata, crops) < 1e-4
+    recovered = tmp_path / "recovered"
+    assert main(["recover", "--onnx", str(out), "--out", str(recovered), "--cache", str(larger),
+                 "--member-caches", str(cache)]) == 0
+    back = [recovered / "fold0", recovered / "sharp"]
+    assert [load_best(r)[0].cache for r in back] == [cache, larger]
+    again = tmp_path / "again.onnx"
+    assert main(["export", "--ensemble", *map(str, back), "--tta", "--out", str(again)]) == 0
+    after = Classifier(again).predict(crops)
+    for head in HEADS:
+        assert np.abs(getattr(after, head) - getattr(got, head)).max() < 1e-5, head

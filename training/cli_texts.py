@@ -90,7 +90,9 @@ TEXTS: dict[str, tuple[str, str]] = {
         "averages the runs' probabilities (with --tta, also over the mirrored crop); the app loads it like\n"
         'any model, and its metadata lists the members. --member-heads RUN_DIR=mask lets that member\n'
         "feed only the mask head's average (the others: every head), e.g. a network that finds wrongly\n"
-        'worn masks beside one that tells gender better.\n'
+        'worn masks beside one that tells gender better. Runs trained on caches cut at different sizes\n'
+        '(prepare --input-size 112 and 160) can share one file: it takes the largest crop and shrinks it,\n'
+        'in the graph, for the members trained on smaller ones.\n'
         '\n'
         "--age-prior TAU (0..1) corrects the age head of runs trained with class weights, which answer\n"
         "as if every age group were equally common, towards the training photos' frequencies; the file\n"
@@ -118,7 +120,9 @@ TEXTS: dict[str, tuple[str, str]] = {
         'the original checkpoints. The run folders take the --config recipe\'s [train] settings (cache, age\n'
         "boundary); the file's TTA and age prior correction are not part of them. BatchNorm was folded into\n"
         'the convolutions by the export, so a recovered network is for evaluation and ensembles, not for\n'
-        'training further or soup. Checked against the file before anything is written.'
+        'training further or soup. Checked against the file before anything is written. A file whose\n'
+        'members were trained at different crop sizes needs a cache cut at each: --member-caches DIR names\n'
+        'the others, and each run folder names the cache cut at its size.'
     ),
     'predict': (
         'classify a folder through core with an exported model',

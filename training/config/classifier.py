@@ -261,7 +261,8 @@ class ExportConfig:
     tta: bool = setting(False, "also average over the horizontally flipped crop")
     out: Path | None = setting(None, "output file (default: <run>/classifier.onnx; ensemble: ensemble.onnx beside the first run)",
                                metavar="FILE")
-    cache: Path | None = setting(None, "cache folder (default: the run's)", metavar="DIR")
+    cache: Path | None = setting(None, "cache folder (default: the run's; an ensemble member's own cache wins where "
+                                       "it is there, since it says the crop size the member takes)", metavar="DIR")
     model_version: str = setting("", "version string (default: <model>-fold<K>-e<epoch>)", metavar="TEXT")
     check_crops: int = setting(16, "cached crops compared between torch and onnxruntime", metavar="N")
     age_prior: float = setting(0.0, "correct the age head of runs trained with class weights towards the training photos' "
@@ -340,6 +341,9 @@ class RecoverConfig:
                                 metavar="FILE")
     out: Path | None = setting(None, "folder to write one run folder per network into", metavar="DIR")
     cache: Path | None = setting(None, "cache folder the run folders name (default: the recipe's)", metavar="DIR")
+    member_caches: tuple[Path, ...] = setting((), "caches cut at other crop sizes (mask-train prepare --input-size): a network "
+                                              "trained at one of them names it (by the size its prepare.json records)",
+                                              metavar="DIR")
     check_crops: int = setting(32, "cached crops compared between the file and the recovered networks", metavar="N")
 
     def __post_init__(self) -> None:

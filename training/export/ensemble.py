@@ -5,9 +5,12 @@ softmax and averages them; the graph's outputs are the same per-head probabiliti
 names and metadata contract, as a single model's, so core.classifier.Classifier reads it unchanged.
 The metadata also lists the members (run, fold, epoch, validation score) and the TTA.
 
-Members must agree on what the file can describe only once: heads, input size and crop margin
-(their caches' geometry) and age boundary. Their trunks may differ, and so may their mean/std:
-the graph takes the input normalised with the first member's, and re-normalises for the others.
+Members must agree on what the file can describe only once: heads, crop margin (their caches'
+geometry) and age boundary. Their trunks may differ, and so may their mean/std: the graph takes the
+input normalised with the first member's, and re-normalises for the others. Their input sizes may
+differ too (caches cut at 112 and 160 px): the file takes the largest, and shrinks it in the graph
+(antialiased bilinear, close to the INTER_AREA resize core.crop cuts crops with) for each smaller
+member, so a network trained on sharper crops can join networks trained on smaller ones.
 
 A member may feed only some heads (`--member-heads RUN=mask`): a network that finds wrongly worn
 masks can stay in the mask head's average while a better gender network answers gender in its
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional
 
 from core.metadata import ModelMetadata
 from training.classifier import prior
@@ -56,15 +60,29 @@ class _Renormalised(nn.Module):
         return self.model(image * self.scale + self.shift)
 
 
+class _Resized(nn.Module):
+    """A member fed a larger crop than it was trained on: the crop shrunk to its own input size first."""
+
+    def __init__(self, model: nn.Module, size: int) -> None:
+        super().__init__()
+        self.model = model
+        self.size = int(size)
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model(functional.interpolate(image, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True))
+
+
 class Ensemble(nn.Module):
     """Mean of the members' softmax probabilities per head; with `flip`, over the crop and its
     horizontal mirror too. forward returns the probabilities in `heads` order (export's contract).
-    `age_bias` (training.classifier.prior) is added to the mean age probabilities' logarithm."""
+    `age_bias` (training.classifier.prior) is added to the mean age probabilities' logarithm.
+    `shrink_to` gives, per member, the input size to shrink the crop to (None: the crop as it is)."""
 
     def __init__(self, members: Sequence[nn.Module], heads: Sequence[str], flip: bool = False,
                  normalisation: Sequence[tuple[Sequence[float], Sequence[float]]] | None = None,
                  age_bias: Sequence[float] | None = None,
-                 member_heads: Sequence[Sequence[str] | None] | None = None) -> None:
+                 member_heads: Sequence[Sequence[str] | None] | None = None,
+                 shrink_to: Sequence[int | None] | None = None) -> None:
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
@@ -82,6 +100,8 @@ class Ensemble(nn.Module):
             if normalisation is not None and tuple(normalisation[i]) != tuple(normalisation[0]):
                 (mean, std), (to_mean, to_std) = normalisation[0], normalisation[i]
                 member = _Renormalised(member, mean, std, to_mean, to_std)
+            if shrink_to is not None and shrink_to[i] is not None:
+                member = _Resized(member, shrink_to[i])  # type: ignore[arg-type]
             wrapped.append(member)
         self.members = nn.ModuleList(wrapped)
         self.head_names = list(heads)
@@ -119,6 +139,7 @@ class Member:
     state: dict
     model: nn.Module
     heads: tuple[str, ...] | None = None  # the heads it feeds (--member-heads); None: every head
+    input_size: int | None = None  # its cache's crop size when the file's input is larger (shrunk in the graph)
 
     def describe(self) -> dict:
         return {
@@ -126,6 +147,7 @@ class Member:
             "architecture": self.config.model, "validation_score": round(float(self.state["score"]), 4),
             **({"trunk_input": self.config.trunk_input} if self.config.trunk_input is not None else {}),
             **({"heads": list(self.heads)} if self.heads is not None else {}),
+            **({"input_size": self.input_size} if self.input_size is not None else {}),
         }
 
 
@@ -188,12 +210,30 @@ def build_ensemble(members: list[Member], flip: bool, age_bias: Sequence[float] 
     heads = shared(members, "heads", lambda m: tuple(m.model.head_names))
     normalisation = [(tuple(d["mean"]), tuple(d["std"])) for d in (m.model.data_config() for m in members)]
     return Ensemble([m.model for m in members], heads, flip, normalisation, age_bias,  # type: ignore[arg-type]
-                    [m.heads for m in members]).eval()
+                    [m.heads for m in members], [m.input_size for m in members]).eval()
+
+
+def with_input_sizes(members: list[Member], sizes: dict[Path, int]) -> tuple[list[Member], int]:
+    """The members marked with their own input size where it is below the largest (the file's
+    input, shrunk for them in the graph), and that largest size."""
+    largest = max(sizes.values())
+    if len(set(sizes.values())) > 1:
+        log.info("members trained at %s px: the file takes %d px crops and shrinks them for the smaller ones",
+                 ", ".join(str(s) for s in sorted(set(sizes.values()))), largest)
+    return [dataclasses.replace(m, input_size=sizes[m.run_dir] if sizes[m.run_dir] < largest else None) for m in members], largest
 
 
 def spread_crops(faces: Sequence, count: int) -> np.ndarray:
     """The runtime crops of `count` faces spread evenly over `faces` (every source, not just the first)."""
     return runtime_crops(faces[:: max(1, len(faces) // count)][:count])
+
+
+def _member_cache(member: Member, fallback: Path | None) -> Cache:
+    """The cache a member was trained on, which says the crop size it takes; `fallback` (export --cache,
+    or a recipe's top-level cache) only where that folder is not there (a run copied from elsewhere).
+    The fallback first would feed a run trained on 160 px crops the 112 px crops of another cache."""
+    own = Cache(member.config.cache)
+    return own if own.info_path.is_file() or fallback is None else Cache(fallback)
 
 
 def _geometry(cache: Cache) -> tuple[int, float]:
@@ -207,8 +247,9 @@ def export_ensemble(config: ExportConfig) -> Path:
     The export parity check runs on real crops spread over the cache (the members have each seen
     all but their own fold, so no crop is unseen by all of them)."""
     members = restrict_heads(load_members(member_dirs(config.ensemble or (str(config.run_dir),))), config.member_heads)
-    caches = {m.run_dir: Cache(config.cache or m.config.cache) for m in members}
-    input_size, crop_margin = shared(members, "input size and crop margin (their caches')", lambda m: _geometry(caches[m.run_dir]))  # type: ignore[misc]
+    caches = {m.run_dir: _member_cache(m, config.cache) for m in members}
+    crop_margin = shared(members, "crop margin (their caches')", lambda m: _geometry(caches[m.run_dir])[1])
+    members, input_size = with_input_sizes(members, {m.run_dir: _geometry(caches[m.run_dir])[0] for m in members})
     age_boundary = shared(members, "age boundary", lambda m: m.config.age_boundary)
     age_prior = prior.members_prior([(m.config, caches[m.run_dir]) for m in members])
     if config.age_prior and age_prior is None:
@@ -219,7 +260,8 @@ def export_ensemble(config: ExportConfig) -> Path:
     first = members[0]
     data_config = first.model.data_config()
 
-    cache = caches[first.run_dir]
+    # the check crops come at the file's input size: from a cache of a member that takes it
+    cache = next(caches[m.run_dir] for m in members if m.input_size is None)
     train_faces, val_faces = split_faces(cache, first.config.fold)
     faces = train_faces + val_faces  # every photo outside the test split
     member_folds = sorted({m.config.fold for m in members})

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,7 @@ class RecoveredNetwork:
     validation_score: float
     model: MaskClassifier
     heads: tuple[str, ...] | None = None  # the heads it feeds in the file (export --member-heads); None: every head
+    input_size: int | None = None  # the crop size it was trained at, when the file shrinks its larger input for it
 
 
 class _GraphTensors:
@@ -154,21 +156,24 @@ def read_networks(path: str | Path) -> tuple[list[RecoveredNetwork], ModelMetada
     prefixes = sorted(by_prefix, key=lambda p: int(p.split(".")[1]) if p.startswith("members.") else 0)
     if not prefixes:
         raise ExportError(f"{path}: no classifier weights found; not a file `mask-train export` wrote")
-    if any(p.endswith("model.") and p.startswith("members.") for p in prefixes):
-        raise ExportError(f"{path}: its members were normalised differently; recovering such an ensemble is not supported")
     described = json.loads(extra["ensemble"]) if "ensemble" in extra else [{
         "run": metadata.model_version, "fold": -1, "epoch": int(extra.get("epoch", 0)),
         "architecture": metadata.architecture, "validation_score": float(extra.get("validation_score", 0.0)),
         **({"trunk_input": int(extra["trunk_input"])} if "trunk_input" in extra else {})}]
     if len(described) != len(prefixes):
         raise ExportError(f"{path}: its metadata lists {len(described)} networks but the graph holds {len(prefixes)}")
+    # A member inside a wrapper ("members.K.model."): the crop shrunk for it (its input_size) is recoverable,
+    # a re-normalisation is not.
+    if any(p.endswith("model.") and p.startswith("members.") and "input_size" not in about for p, about in zip(prefixes, described)):
+        raise ExportError(f"{path}: its members were normalised differently; recovering such an ensemble is not supported")
     heads = {name: len(labels) for name, labels in metadata.heads.items()}
     networks = []
     for prefix, about in zip(prefixes, described):
         model = _network(by_prefix[prefix], about["architecture"], heads, metadata, about.get("trunk_input"))
         networks.append(RecoveredNetwork(str(about["run"]), int(about["fold"]), int(about["epoch"]),
                                          float(about["validation_score"]), model,
-                                         tuple(about["heads"]) if "heads" in about else None))
+                                         tuple(about["heads"]) if "heads" in about else None,
+                                         int(about["input_size"]) if "input_size" in about else None))
     return networks, metadata
 
 
@@ -177,7 +182,8 @@ def rebuilt_graph(networks: list[RecoveredNetwork], metadata: ModelMetadata) -> 
     correction = prior.read(metadata.extra)
     bias = prior.logit_bias(*correction).tolist() if correction and correction[1] else None
     flip = metadata.extra.get("tta") == "hflip"
-    return Ensemble([n.model for n in networks], list(metadata.heads), flip, None, bias, [n.heads for n in networks]).eval()
+    return Ensemble([n.model for n in networks], list(metadata.heads), flip, None, bias, [n.heads for n in networks],
+                    [n.input_size for n in networks]).eval()
 
 
 def check_parity(path: str | Path, module: nn.Module, metadata: ModelMetadata, crops_bgr: np.ndarray) -> float:
@@ -188,10 +194,23 @@ def check_parity(path: str | Path, module: nn.Module, metadata: ModelMetadata, c
     return onnx_difference(path, list(metadata.heads), batch, want)
 
 
-def _check_crops(train: TrainConfig, count: int, size: int) -> np.ndarray:
-    """Real crops from the recipe's cache when it has been prepared, random ones otherwise."""
+def _cache_sizes(folders: Sequence[Path]) -> dict[int, Path]:
+    """The prepared caches among `folders` by the crop size they were cut at (the first of each size)."""
+    sizes: dict[int, Path] = {}
+    for folder in folders:
+        try:
+            sizes.setdefault(Cache(folder).read_info().geometry.input_size, Path(folder))
+        except (ConfigError, OSError, ValueError) as exc:
+            log.debug("cache %s: %s", folder, exc)
+    return sizes
+
+
+def _check_crops(cache: Path | None, fold: int, count: int, size: int) -> np.ndarray:
+    """Real crops from `cache` (cut at the file's input size) when there is one, random ones otherwise."""
     try:
-        train_faces, val_faces = split_faces(Cache(train.cache), train.fold)
+        if cache is None:
+            raise ConfigError(f"no prepared cache cut at {size} px")
+        train_faces, val_faces = split_faces(Cache(cache), fold)
     except (ConfigError, OSError) as exc:
         log.warning("no cached crops to check on (%s): using random crops", exc)
         return np.random.default_rng(0).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
@@ -203,7 +222,8 @@ def recover(config: RecoverConfig, recipe: TrainConfig) -> list[Path]:
     networks, metadata = read_networks(config.onnx)
     if recipe.age_boundary != metadata.age_boundary:
         raise ConfigError(f"the recipe's age_boundary {recipe.age_boundary} is not the file's {metadata.age_boundary}")
-    crops = _check_crops(recipe, config.check_crops, metadata.input_size)
+    caches = _cache_sizes([Path(recipe.cache), *config.member_caches])
+    crops = _check_crops(caches.get(metadata.input_size), recipe.fold, config.check_crops, metadata.input_size)
     worst = check_parity(config.onnx, rebuilt_graph(networks, metadata), metadata, crops)
     if worst > PARITY_TOLERANCE:
         raise ExportError(f"the recovered networks differ from {config.onnx} by {worst:.2e} (> {PARITY_TOLERANCE:.0e}); nothing written")
@@ -216,7 +236,8 @@ def recover(config: RecoverConfig, recipe: TrainConfig) -> list[Path]:
     if taken:
         raise ConfigError(f"{', '.join(taken)} already hold a run: choose another --out (nothing was written)")
     run_configs = [dataclasses.replace(recipe, run_dir=run_dir, fold=network.fold if network.fold >= 0 else recipe.fold,
-                                       model=network.model.architecture, trunk_input=network.model.trunk_input)
+                                       model=network.model.architecture, trunk_input=network.model.trunk_input,
+                                       cache=_cache_for(network, metadata, caches, Path(recipe.cache)))
                    for network, run_dir in zip(networks, run_dirs)]
     _compare_age_prior(metadata, run_configs)
     written = []
@@ -226,6 +247,7 @@ def recover(config: RecoverConfig, recipe: TrainConfig) -> list[Path]:
         with atomic_open(run_dir / "recovered.json", "w", encoding="utf-8") as handle:
             json.dump({"from": str(config.onnx), "model_version": metadata.model_version, "member": index,
                        **({"heads": list(network.heads)} if network.heads is not None else {}),
+                       **({"input_size": network.input_size} if network.input_size is not None else {}),
                        "batchnorm": "folded into the convolutions by the export: identity plus bias (eval mode only)",
                        "max_difference": worst}, handle, indent=1)
         settings = json.dumps(saved_dict(run_config))
@@ -239,6 +261,20 @@ def recover(config: RecoverConfig, recipe: TrainConfig) -> list[Path]:
             log.info("%s fed only the %s head(s) in the file: export it back with --member-heads %s=%s", run_dir.name,
                      ", ".join(network.heads), run_dir, ",".join(network.heads))
     return written
+
+
+def _cache_for(network: RecoveredNetwork, metadata: ModelMetadata, caches: dict[int, Path], default: Path) -> Path:
+    """The cache cut at the crop size `network` was trained at, which its run folder names (export reads
+    its input size there); the recipe's, with a warning, when none was given."""
+    size = network.input_size or metadata.input_size
+    if size in caches:
+        return caches[size]
+    if network.input_size is None:  # the file's own size: the recipe's cache, as before caches of two sizes
+        return default
+    log.warning("%s was trained on %d px crops and no cache given is cut at that size: its run folder names %s; "
+                "before exporting it again, prepare one (mask-train prepare --input-size %d --cache DIR) and pass "
+                "--member-caches DIR", network.name, size, default, size)
+    return default
 
 
 def _compare_age_prior(metadata: ModelMetadata, run_configs: list[TrainConfig]) -> None:
