@@ -175,9 +175,9 @@ class RuleFaces:
         return cls(val_faces, pooled, rows, checked_states([pooled.faces[i] for i in rows], *CHECKED_BOTH))
 
 
-def measure(path: Path, faces: RuleFaces, batch_size: int, progress: bool) -> RuleFigures:
-    """The rule's figures for one exported classifier."""
-    classifier = Classifier(path)
+def measure(path: Path, faces: RuleFaces, batch_size: int, progress: bool, classifier: Classifier | None = None) -> RuleFigures:
+    """The rule's figures for one exported classifier (`classifier`: the file already opened)."""
+    classifier = classifier or Classifier(path)
     boundary = classifier.metadata.age_boundary
     labels = target_matrix(faces.val_faces, boundary, False)
     probs = predict_onnx(classifier, faces.val_faces, batch_size, progress)
@@ -277,13 +277,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         by_size = caches_by_size([Cache(c) for c in caches])
-        sizes = {p: Classifier(p).input_size for p in paths}
+        opened = {p: Classifier(p) for p in paths}
+        sizes = {p: c.input_size for p, c in opened.items()}
         uncut = sorted({f"{p.name} ({size} px)" for p, size in sizes.items() if size not in by_size})
         if uncut:  # also before the minutes the first model takes
             raise ConfigError(f"no --cache is cut at the input size of {', '.join(uncut)} "
                               f"(given: {', '.join(f'{size} px' for size in sorted(by_size))})")
         faces = {size: RuleFaces.read(by_size[size], args.fold, args.oos_data) for size in sorted(set(sizes.values()))}
-        models = [measure(p, faces[sizes[p]], args.batch_size, not args.no_progress) for p in paths]
+        models = [measure(p, faces[sizes[p]], args.batch_size, not args.no_progress, opened[p]) for p in paths]
     except (ClassifierLoadError, ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

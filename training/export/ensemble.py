@@ -248,8 +248,9 @@ def export_ensemble(config: ExportConfig) -> Path:
     all but their own fold, so no crop is unseen by all of them)."""
     members = restrict_heads(load_members(member_dirs(config.ensemble or (str(config.run_dir),))), config.member_heads)
     caches = {m.run_dir: _member_cache(m, config.cache) for m in members}
-    crop_margin = shared(members, "crop margin (their caches')", lambda m: _geometry(caches[m.run_dir])[1])
-    members, input_size = with_input_sizes(members, {m.run_dir: _geometry(caches[m.run_dir])[0] for m in members})
+    geometries = {m.run_dir: _geometry(caches[m.run_dir]) for m in members}
+    crop_margin = shared(members, "crop margin (their caches')", lambda m: geometries[m.run_dir][1])
+    members, input_size = with_input_sizes(members, {run: size for run, (size, _) in geometries.items()})
     age_boundary = shared(members, "age boundary", lambda m: m.config.age_boundary)
     age_prior = prior.members_prior([(m.config, caches[m.run_dir]) for m in members])
     if config.age_prior and age_prior is None:
