@@ -31,9 +31,10 @@ was done by hand from `mask-train evaluate` and bench/out_of_source.py (same fig
 against itself gives 2,670 / 550, 0.7304 / 0.8087, 1,068 and 398, as its model card says). The test split is never read. Export each candidate with
 its calibrated τ first (`mask-train export --ensemble ... --age-prior τ`).
 
-Each model is scored on the crops cut at its own input size: with models of two sizes (0.15 takes
-112 px crops, a candidate with a network trained on 160 px crops takes 160), give a cache of each
-(`--cache cache/robust_un --cache cache/robust_160`, the same faces and folds cut at two sizes).
+Each model is scored on the crops cut as it takes them (its input size and crop margin): with models
+of two crops (0.15 takes 112 px at margin 0.2, a candidate with a network trained on 160 px crops
+takes 160, one with a network trained on wider crops 140 px at 0.375), give a cache of each
+(`--cache cache/robust_un --cache cache/robust_160`, the same faces and folds cut two ways).
 
     .venv/bin/python bench/candidate_rule.py --model CANDIDATE.onnx [--model ANOTHER.onnx]
         [--baseline FILE] [--cache DIR [--cache DIR]] [--fold K] [--rule 1|2|3] [--out report.md]
@@ -210,15 +211,20 @@ def measure(path: Path, faces: RuleFaces, batch_size: int, progress: bool, class
     )
 
 
-def caches_by_size(caches: Sequence[Cache]) -> dict[int, Cache]:
-    """The caches by the crop size they were cut at; two of one size are an error (which would count?)."""
-    found: dict[int, Cache] = {}
+def caches_by_geometry(caches: Sequence[Cache]) -> dict[tuple[int, float], Cache]:
+    """The caches by the crop (size, margin) they were cut at; two cut alike are an error (which would count?)."""
+    found: dict[tuple[int, float], Cache] = {}
     for cache in caches:
-        size = cache.read_info().geometry.input_size
-        if size in found:
-            raise ConfigError(f"--cache {found[size].root} and {cache.root} are both cut at {size} px: give one")
-        found[size] = cache
+        geometry = cache.read_info().geometry
+        key = (geometry.input_size, geometry.crop_margin)
+        if key in found:
+            raise ConfigError(f"--cache {found[key].root} and {cache.root} are both cut at {_crop(key)}: give one")
+        found[key] = cache
     return found
+
+
+def _crop(geometry: tuple[int, float]) -> str:
+    return f"{geometry[0]} px at margin {geometry[1]:g}"
 
 
 def table(models: list[RuleFigures], rule: int = 2) -> str:
@@ -249,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", action="append", type=Path, required=True, metavar="FILE", help="a candidate .onnx (repeatable)")
     parser.add_argument("--baseline", type=Path, default=REPO / "assets/models/classifier.onnx", help="the baseline (default: the shipped model)")
     parser.add_argument("--cache", type=Path, action="append", metavar="DIR",
-                        help="prepared and split cache; repeat for caches cut at other sizes, one per model input size "
+                        help="prepared and split cache; repeat for caches cut at other sizes or margins, one per model crop "
                              "(default: cache/robust_un)")
     parser.add_argument("--fold", type=int, default=0, help="validation fold (default: 0)")
     parser.add_argument("--oos-data", type=Path, default=REPO.parent / "shared/data", help="root of the labelled photos")
@@ -276,15 +282,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no such model file: {', '.join(missing)}", file=sys.stderr)
         return 2
     try:
-        by_size = caches_by_size([Cache(c) for c in caches])
+        by_geometry = caches_by_geometry([Cache(c) for c in caches])
         opened = {p: Classifier(p) for p in paths}
-        sizes = {p: c.input_size for p, c in opened.items()}
-        uncut = sorted({f"{p.name} ({size} px)" for p, size in sizes.items() if size not in by_size})
+        crops = {p: (c.input_size, c.crop_margin) for p, c in opened.items()}
+        uncut = sorted({f"{p.name} ({_crop(crop)})" for p, crop in crops.items() if crop not in by_geometry})
         if uncut:  # also before the minutes the first model takes
-            raise ConfigError(f"no --cache is cut at the input size of {', '.join(uncut)} "
-                              f"(given: {', '.join(f'{size} px' for size in sorted(by_size))})")
-        faces = {size: RuleFaces.read(by_size[size], args.fold, args.oos_data) for size in sorted(set(sizes.values()))}
-        models = [measure(p, faces[sizes[p]], args.batch_size, not args.no_progress, opened[p]) for p in paths]
+            raise ConfigError(f"no --cache is cut as the crops of {', '.join(uncut)} take "
+                              f"(given: {', '.join(_crop(crop) for crop in sorted(by_geometry))})")
+        faces = {crop: RuleFaces.read(by_geometry[crop], args.fold, args.oos_data) for crop in sorted(set(crops.values()))}
+        models = [measure(p, faces[crops[p]], args.batch_size, not args.no_progress, opened[p]) for p in paths]
     except (ClassifierLoadError, ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

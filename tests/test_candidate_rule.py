@@ -105,27 +105,35 @@ def test_out_of_source_faces_take_the_checked_mask_state_of_their_own_photo_and_
     assert checked_states([crowd], fixes) == [other]
 
 
-def _cache_cut_at(folder, size: int):
-    """An (empty) cache whose prepare.json says it was cut at `size` px: all caches_by_size reads."""
+def _cache_cut_at(folder, size: int, margin: float = 0.2):
+    """An (empty) cache whose prepare.json says it was cut at `size` px and `margin`: all caches_by_geometry reads."""
     import json
 
     from training.data.cache import Cache
     folder.mkdir()
-    info = {"geometry": {"input_size": size, "crop_margin": 0.2, "cache_size": round(size * 1.25), "cache_margin": 0.375},
+    info = {"geometry": {"input_size": size, "crop_margin": margin, "cache_size": round(size * 1.25),
+                         "cache_margin": round((1.25 * (1 + 2 * margin) - 1) / 2, 4)},
             "min_face": 40, "thresholds": [0.6, 0.7, 0.7], "no_face": "pad", "format": 1, "min_box": 10}
     (folder / "prepare.json").write_text(json.dumps(info), encoding="utf-8")
     return Cache(folder)
 
 
 def test_each_model_is_scored_on_the_cache_cut_at_its_input_size(tmp_path, capsys):
-    from bench.candidate_rule import caches_by_size, main
+    from bench.candidate_rule import caches_by_geometry, main
     from training.config import ConfigError
 
     small, large = _cache_cut_at(tmp_path / "small", 112), _cache_cut_at(tmp_path / "large", 160)
-    assert {size: c.root for size, c in caches_by_size([small, large]).items()} == {112: small.root, 160: large.root}
-    with pytest.raises(ConfigError, match="both cut at 160 px"):
-        caches_by_size([large, _cache_cut_at(tmp_path / "again", 160)])
+    wide = _cache_cut_at(tmp_path / "wide", 140, 0.375)
+    assert {crop: c.root for crop, c in caches_by_geometry([small, large, wide]).items()} == {
+        (112, 0.2): small.root, (160, 0.2): large.root, (140, 0.375): wide.root}
+    with pytest.raises(ConfigError, match="both cut at 160 px at margin 0.2"):
+        caches_by_geometry([large, _cache_cut_at(tmp_path / "again", 160)])
+    # a cache cut at 112 px with another margin is not the shipped file's crop
+    assert main(["--model", str(REPO / "assets/models/classifier.onnx"),
+                 "--cache", str(_cache_cut_at(tmp_path / "loose", 112, 0.3).root), "--no-progress"]) == 2
+    assert "112 px at margin 0.2" in capsys.readouterr().err
     # The shipped file takes 112 px crops: with only a 160 px cache it is refused before any scoring.
     shipped = REPO / "assets/models/classifier.onnx"
     assert main(["--baseline", str(shipped), "--model", str(shipped), "--cache", str(large.root), "--no-progress"]) == 2
-    assert "no --cache is cut at the input size of classifier.onnx (112 px) (given: 160 px)" in capsys.readouterr().err
+    assert ("no --cache is cut as the crops of classifier.onnx (112 px at margin 0.2) take (given: 160 px at margin 0.2)"
+            in capsys.readouterr().err)

@@ -240,3 +240,64 @@ def test_members_trained_at_two_crop_sizes_share_the_larger_input(folds, tmp_pat
     after = Classifier(again).predict(crops)
     for head in HEADS:
         assert np.abs(getattr(after, head) - getattr(got, head)).max() < 1e-5, head
+
+
+def test_member_view_is_the_centre_square_a_narrower_crop_covers():
+    from training.config import ConfigError
+    from training.export.ensemble import View, file_geometry, member_view
+
+    # 112 px at 0.2 sits in 140 px at 0.375 as its centre 112 (the same pixels per face)
+    assert file_geometry([(112, 0.2), (140, 0.375)]) == (140, 0.375)
+    assert member_view(140, 0.375, 112, 0.2) == View(14, 112, 112)
+    assert member_view(140, 0.375, 140, 0.375) is None
+    # a larger crop of the same margin: all of it, shrunk (the 160 px case)
+    assert file_geometry([(112, 0.2), (160, 0.2)]) == (160, 0.2)
+    assert member_view(160, 0.2, 112, 0.2) == View(0, 160, 112)
+    # finer pixels in the narrow member: the wide crop is cut large enough to keep them, then the centre shrunk back
+    assert file_geometry([(160, 0.2), (140, 0.375)]) == (200, 0.375)
+    assert member_view(200, 0.375, 140, 0.375) == View(0, 200, 140)
+    with pytest.raises(ConfigError, match="whole pixels"):
+        member_view(140, 0.375, 112, 0.26)  # 121.6 px
+
+
+def test_members_trained_with_two_crop_margins_share_the_wider_crop(folds, tmp_path):
+    """A run trained on the same faces cut wider (prepare --crop-margin 0.375, at the size that keeps the
+    pixel scale) joins runs trained on the narrower crops: the file takes the wide crop and each narrow
+    member sees its centre, the square its own crop covers; `recover` gets both back with their caches."""
+    cache, runs = folds
+    wide = tmp_path / "cache_wide"
+    prepare(PrepareConfig(data=(f"competition={cache.parent / 'competition'}",), cache=wide, input_size=80, crop_margin=0.375),
+            progress=False)
+    split(SplitConfig(cache=wide, num_folds=2))
+    run = tmp_path / "wide_run"
+    assert main(["train", "--cache", str(wide), "--run-dir", str(run), "--model", MODEL, "--epochs", "1", "--batch-size", "8",
+                 "--workers", "0", "--threads", "2", "--device", "cpu", "--seed", "3"]) == 0
+    out = tmp_path / "two_margins.onnx"
+    assert main(["export", "--ensemble", str(runs / "fold0"), str(run), "--tta", "--out", str(out)]) == 0
+    classifier = Classifier(out)
+    assert (classifier.metadata.input_size, classifier.metadata.crop_margin) == (80, 0.375)
+    described = json.loads(classifier.metadata.extra["ensemble"])
+    assert (described[0]["input_size"], described[0]["crop_margin"]) == (64, 0.2) and "crop_margin" not in described[1]
+
+    crops = runtime_crops(Cache(wide).read_faces()[:8])
+    inputs = torch.from_numpy(to_input(crops, classifier.metadata.mean, classifier.metadata.std))
+    centre = inputs[:, :, 8:72, 8:72]
+    narrow, wide_model = (model_from_state(*load_best(r)) for r in (runs / "fold0", run))
+    views = [_probabilities(narrow, x) for x in (centre, torch.flip(centre, dims=(3,)))]
+    views += [_probabilities(wide_model, x) for x in (inputs, torch.flip(inputs, dims=(3,)))]
+    got = classifier.predict(crops)
+    for head in HEADS:
+        assert np.abs(getattr(got, head) - np.mean([v[head] for v in views], axis=0)).max() < 1e-4, head
+
+    networks, metadata = read_networks(out)
+    assert [(n.input_size, n.crop_margin) for n in networks] == [(64, 0.2), (None, None)]
+    recovered = tmp_path / "recovered"
+    assert main(["recover", "--onnx", str(out), "--out", str(recovered), "--cache", str(wide),
+                 "--member-caches", str(cache)]) == 0
+    back = [recovered / "fold0", recovered / "wide_run"]
+    assert [load_best(r)[0].cache for r in back] == [cache, wide]
+    again = tmp_path / "again.onnx"
+    assert main(["export", "--ensemble", *map(str, back), "--tta", "--out", str(again)]) == 0
+    after = Classifier(again).predict(crops)
+    for head in HEADS:
+        assert np.abs(getattr(after, head) - getattr(got, head)).max() < 1e-5, head

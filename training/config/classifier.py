@@ -341,8 +341,9 @@ class RecoverConfig:
                                 metavar="FILE")
     out: Path | None = setting(None, "folder to write one run folder per network into", metavar="DIR")
     cache: Path | None = setting(None, "cache folder the run folders name (default: the recipe's)", metavar="DIR")
-    member_caches: tuple[Path, ...] = setting((), "caches cut at other crop sizes (mask-train prepare --input-size): a network "
-                                              "trained at one of them names it (by the size its prepare.json records)",
+    member_caches: tuple[Path, ...] = setting((), "caches cut at other crop sizes or margins (mask-train prepare --input-size, "
+                                              "--crop-margin): a network trained on one of them names it (by the geometry its "
+                                              "prepare.json records)",
                                               metavar="DIR")
     check_crops: int = setting(32, "cached crops compared between the file and the recovered networks", metavar="N")
 

@@ -5,12 +5,15 @@ softmax and averages them; the graph's outputs are the same per-head probabiliti
 names and metadata contract, as a single model's, so core.classifier.Classifier reads it unchanged.
 The metadata also lists the members (run, fold, epoch, validation score) and the TTA.
 
-Members must agree on what the file can describe only once: heads, crop margin (their caches'
-geometry) and age boundary. Their trunks may differ, and so may their mean/std: the graph takes the
-input normalised with the first member's, and re-normalises for the others. Their input sizes may
+Members must agree on what the file can describe only once: heads and age boundary. Their trunks
+may differ, and so may their mean/std: the graph takes the input normalised with the first member's,
+and re-normalises for the others. Their input sizes may
 differ too (caches cut at 112 and 160 px): the file takes the largest, and shrinks it in the graph
 (antialiased bilinear, close to the INTER_AREA resize core.crop cuts crops with) for each smaller
-member, so a network trained on sharper crops can join networks trained on smaller ones.
+member, so a network trained on sharper crops can join networks trained on smaller ones. So may their
+crop margins (a cache cut with more of the head around the face, `prepare --crop-margin`): the file
+takes the widest crop, at a size that keeps every member's pixel scale, and each member with a
+narrower margin sees the centre of it, the square its own crop would cover (`member_view`).
 
 A member may feed only some heads (`--member-heads RUN=mask`): a network that finds wrongly worn
 masks can stay in the mask head's average while a better gender network answers gender in its
@@ -60,29 +63,61 @@ class _Renormalised(nn.Module):
         return self.model(image * self.scale + self.shift)
 
 
-class _Resized(nn.Module):
-    """A member fed a larger crop than it was trained on: the crop shrunk to its own input size first."""
+@dataclass(frozen=True)
+class View:
+    """What a member sees of the file's crop: the centre square from `offset`, `side` px wide, resized
+    to its own input `size` (antialiased bilinear) where `side` is not already that size."""
 
-    def __init__(self, model: nn.Module, size: int) -> None:
+    offset: int
+    side: int
+    size: int
+
+
+def member_view(file_size: int, file_margin: float, size: int, margin: float) -> View | None:
+    """The part of the file's crop (`file_size` px at `file_margin`) that a member trained on crops of
+    `size` px at `margin` was trained to see; None when that is the whole crop at its size. core.crop
+    grows the box by 1 + 2·margin, so the member's square is that share of the file's side; a square
+    that does not fall on whole pixels, centred, is refused (prepare the wider cache at a size that
+    keeps the pixel scale: 112 px at 0.2 sits in 140 px at 0.375 as its centre 112)."""
+    exact = file_size * (1.0 + 2.0 * margin) / (1.0 + 2.0 * file_margin)
+    side = int(round(exact))
+    if abs(exact - side) > 1e-6 or (file_size - side) % 2 or not 0 < side <= file_size:
+        raise ConfigError(f"a member cut at {size} px with crop margin {margin:g} does not sit on whole pixels in the middle "
+                          f"of a {file_size} px crop at margin {file_margin:g} ({exact:.3f} px): prepare the wider cache at a "
+                          f"size that keeps the pixel scale")
+    if side == file_size and size == file_size:
+        return None
+    return View((file_size - side) // 2, side, size)
+
+
+class _Viewed(nn.Module):
+    """A member fed a larger or wider crop than it was trained on: the part it was trained to see (View)."""
+
+    def __init__(self, model: nn.Module, view: View) -> None:
         super().__init__()
         self.model = model
-        self.size = int(size)
+        self.view = view
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model(functional.interpolate(image, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True))
+        v = self.view
+        if v.side != image.shape[-1]:
+            image = image[:, :, v.offset : v.offset + v.side, v.offset : v.offset + v.side]
+        if v.side != v.size:
+            image = functional.interpolate(image, size=(v.size, v.size), mode="bilinear", align_corners=False, antialias=True)
+        return self.model(image)
 
 
 class Ensemble(nn.Module):
     """Mean of the members' softmax probabilities per head; with `flip`, over the crop and its
     horizontal mirror too. forward returns the probabilities in `heads` order (export's contract).
     `age_bias` (training.classifier.prior) is added to the mean age probabilities' logarithm.
-    `shrink_to` gives, per member, the input size to shrink the crop to (None: the crop as it is)."""
+    `views` gives, per member, the part of the crop it sees (member_view; None: the crop as it is)."""
 
     def __init__(self, members: Sequence[nn.Module], heads: Sequence[str], flip: bool = False,
                  normalisation: Sequence[tuple[Sequence[float], Sequence[float]]] | None = None,
                  age_bias: Sequence[float] | None = None,
                  member_heads: Sequence[Sequence[str] | None] | None = None,
-                 shrink_to: Sequence[int | None] | None = None) -> None:
+                 views: Sequence[View | None] | None = None) -> None:
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
@@ -100,8 +135,8 @@ class Ensemble(nn.Module):
             if normalisation is not None and tuple(normalisation[i]) != tuple(normalisation[0]):
                 (mean, std), (to_mean, to_std) = normalisation[0], normalisation[i]
                 member = _Renormalised(member, mean, std, to_mean, to_std)
-            if shrink_to is not None and shrink_to[i] is not None:
-                member = _Resized(member, shrink_to[i])  # type: ignore[arg-type]
+            if views is not None and views[i] is not None:
+                member = _Viewed(member, views[i])  # type: ignore[arg-type]
             wrapped.append(member)
         self.members = nn.ModuleList(wrapped)
         self.head_names = list(heads)
@@ -139,7 +174,9 @@ class Member:
     state: dict
     model: nn.Module
     heads: tuple[str, ...] | None = None  # the heads it feeds (--member-heads); None: every head
-    input_size: int | None = None  # its cache's crop size when the file's input is larger (shrunk in the graph)
+    input_size: int | None = None  # its cache's crop size and margin when the file's crop is larger or wider
+    crop_margin: float | None = None  # (None: the file's); the graph cuts and shrinks what it sees (view)
+    view: View | None = None
 
     def describe(self) -> dict:
         return {
@@ -148,6 +185,7 @@ class Member:
             **({"trunk_input": self.config.trunk_input} if self.config.trunk_input is not None else {}),
             **({"heads": list(self.heads)} if self.heads is not None else {}),
             **({"input_size": self.input_size} if self.input_size is not None else {}),
+            **({"crop_margin": self.crop_margin} if self.crop_margin is not None else {}),
         }
 
 
@@ -210,17 +248,32 @@ def build_ensemble(members: list[Member], flip: bool, age_bias: Sequence[float] 
     heads = shared(members, "heads", lambda m: tuple(m.model.head_names))
     normalisation = [(tuple(d["mean"]), tuple(d["std"])) for d in (m.model.data_config() for m in members)]
     return Ensemble([m.model for m in members], heads, flip, normalisation, age_bias,  # type: ignore[arg-type]
-                    [m.heads for m in members], [m.input_size for m in members]).eval()
+                    [m.heads for m in members], [m.view for m in members]).eval()
 
 
-def with_input_sizes(members: list[Member], sizes: dict[Path, int]) -> tuple[list[Member], int]:
-    """The members marked with their own input size where it is below the largest (the file's
-    input, shrunk for them in the graph), and that largest size."""
-    largest = max(sizes.values())
-    if len(set(sizes.values())) > 1:
-        log.info("members trained at %s px: the file takes %d px crops and shrinks them for the smaller ones",
-                 ", ".join(str(s) for s in sorted(set(sizes.values()))), largest)
-    return [dataclasses.replace(m, input_size=sizes[m.run_dir] if sizes[m.run_dir] < largest else None) for m in members], largest
+def file_geometry(geometries: Sequence[tuple[int, float]]) -> tuple[int, float]:
+    """The crop a file of members cut at these (size, margin) takes: the widest margin, at the size
+    that keeps the finest member's pixel scale (a member cut at 112 px and 0.2 with one at 140 px
+    and 0.375: 140 px at 0.375; at 112 and 160 px, both 0.2: 160 px)."""
+    margin = max(m for _, m in geometries)
+    exact = max(size * (1.0 + 2.0 * margin) / (1.0 + 2.0 * m) for size, m in geometries)
+    return int(round(exact)) if abs(exact - round(exact)) < 1e-6 else int(np.ceil(exact)), margin
+
+
+def with_views(members: list[Member], geometries: dict[Path, tuple[int, float]]) -> tuple[list[Member], int, float]:
+    """The members marked with the part of the file's crop each sees where that is not the whole crop
+    (member_view), and the file's crop size and margin (file_geometry)."""
+    size, margin = file_geometry(list(geometries.values()))
+    if len(set(geometries.values())) > 1:
+        log.info("members trained on crops of %s: the file takes %d px crops at margin %g, cut and shrunk in the graph "
+                 "for the others", ", ".join(f"{s} px at {m:g}" for s, m in sorted(set(geometries.values()))), size, margin)
+    marked = []
+    for m in members:
+        own_size, own_margin = geometries[m.run_dir]
+        view = member_view(size, margin, own_size, own_margin)
+        marked.append(dataclasses.replace(m, view=view, input_size=own_size if view is not None else None,
+                                          crop_margin=own_margin if own_margin != margin else None))
+    return marked, size, margin
 
 
 def spread_crops(faces: Sequence, count: int) -> np.ndarray:
@@ -249,8 +302,7 @@ def export_ensemble(config: ExportConfig) -> Path:
     members = restrict_heads(load_members(member_dirs(config.ensemble or (str(config.run_dir),))), config.member_heads)
     caches = {m.run_dir: _member_cache(m, config.cache) for m in members}
     geometries = {m.run_dir: _geometry(caches[m.run_dir]) for m in members}
-    crop_margin = shared(members, "crop margin (their caches')", lambda m: geometries[m.run_dir][1])
-    members, input_size = with_input_sizes(members, {run: size for run, (size, _) in geometries.items()})
+    members, input_size, crop_margin = with_views(members, geometries)
     age_boundary = shared(members, "age boundary", lambda m: m.config.age_boundary)
     age_prior = prior.members_prior([(m.config, caches[m.run_dir]) for m in members])
     if config.age_prior and age_prior is None:
@@ -262,7 +314,10 @@ def export_ensemble(config: ExportConfig) -> Path:
     data_config = first.model.data_config()
 
     # the check crops come at the file's input size: from a cache of a member that takes it
-    cache = next(caches[m.run_dir] for m in members if m.input_size is None)
+    cache = next((caches[m.run_dir] for m in members if m.view is None), None)
+    if cache is None:
+        raise ConfigError(f"no member was trained on the file's crop ({input_size} px at margin {crop_margin:g}) to check the "
+                          "export on: add one, or prepare the members' caches at sizes that keep one pixel scale")
     train_faces, val_faces = split_faces(cache, first.config.fold)
     faces = train_faces + val_faces  # every photo outside the test split
     member_folds = sorted({m.config.fold for m in members})

@@ -41,7 +41,7 @@ from training.classifier.model import MaskClassifier, build_model
 from training.config import ConfigError, RecoverConfig, TrainConfig
 from training.config.files import saved_dict
 from training.data.cache import Cache
-from training.export.ensemble import Ensemble, spread_crops
+from training.export.ensemble import Ensemble, View, member_view, spread_crops
 from training.export.onnx import PARITY_TOLERANCE, ExportError, onnx_difference
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,19 @@ class RecoveredNetwork:
     validation_score: float
     model: MaskClassifier
     heads: tuple[str, ...] | None = None  # the heads it feeds in the file (export --member-heads); None: every head
-    input_size: int | None = None  # the crop size it was trained at, when the file shrinks its larger input for it
+    input_size: int | None = None  # the crop size it was trained at, when the file's crop is larger or wider
+    crop_margin: float | None = None  # the crop margin it was trained at, when the file's is wider
+
+    def geometry(self, metadata: ModelMetadata) -> tuple[int, float]:
+        """(crop size, crop margin) of the crops it was trained on."""
+        return (self.input_size or metadata.input_size,
+                metadata.crop_margin if self.crop_margin is None else self.crop_margin)
+
+    def view(self, metadata: ModelMetadata) -> View | None:
+        """The part of the file's crop it sees (training.export.ensemble.member_view)."""
+        if self.input_size is None and self.crop_margin is None:
+            return None
+        return member_view(metadata.input_size, metadata.crop_margin, *self.geometry(metadata))
 
 
 class _GraphTensors:
@@ -162,9 +174,10 @@ def read_networks(path: str | Path) -> tuple[list[RecoveredNetwork], ModelMetada
         **({"trunk_input": int(extra["trunk_input"])} if "trunk_input" in extra else {})}]
     if len(described) != len(prefixes):
         raise ExportError(f"{path}: its metadata lists {len(described)} networks but the graph holds {len(prefixes)}")
-    # A member inside a wrapper ("members.K.model."): the crop shrunk for it (its input_size) is recoverable,
-    # a re-normalisation is not.
-    if any(p.endswith("model.") and p.startswith("members.") and "input_size" not in about for p, about in zip(prefixes, described)):
+    # A member inside a wrapper ("members.K.model."): the part of the crop it sees (its input_size, crop_margin)
+    # is recoverable, a re-normalisation is not.
+    if any(p.endswith("model.") and p.startswith("members.") and "input_size" not in about and "crop_margin" not in about
+           for p, about in zip(prefixes, described)):
         raise ExportError(f"{path}: its members were normalised differently; recovering such an ensemble is not supported")
     heads = {name: len(labels) for name, labels in metadata.heads.items()}
     networks = []
@@ -173,7 +186,8 @@ def read_networks(path: str | Path) -> tuple[list[RecoveredNetwork], ModelMetada
         networks.append(RecoveredNetwork(str(about["run"]), int(about["fold"]), int(about["epoch"]),
                                          float(about["validation_score"]), model,
                                          tuple(about["heads"]) if "heads" in about else None,
-                                         int(about["input_size"]) if "input_size" in about else None))
+                                         int(about["input_size"]) if "input_size" in about else None,
+                                         float(about["crop_margin"]) if "crop_margin" in about else None))
     return networks, metadata
 
 
@@ -183,7 +197,7 @@ def rebuilt_graph(networks: list[RecoveredNetwork], metadata: ModelMetadata) -> 
     bias = prior.logit_bias(*correction).tolist() if correction and correction[1] else None
     flip = metadata.extra.get("tta") == "hflip"
     return Ensemble([n.model for n in networks], list(metadata.heads), flip, None, bias, [n.heads for n in networks],
-                    [n.input_size for n in networks]).eval()
+                    [n.view(metadata) for n in networks]).eval()
 
 
 def check_parity(path: str | Path, module: nn.Module, metadata: ModelMetadata, crops_bgr: np.ndarray) -> float:
@@ -194,12 +208,13 @@ def check_parity(path: str | Path, module: nn.Module, metadata: ModelMetadata, c
     return onnx_difference(path, list(metadata.heads), batch, want)
 
 
-def _cache_sizes(folders: Sequence[Path]) -> dict[int, Path]:
-    """The prepared caches among `folders` by the crop size they were cut at (the first of each size)."""
-    sizes: dict[int, Path] = {}
+def _cache_geometries(folders: Sequence[Path]) -> dict[tuple[int, float], Path]:
+    """The prepared caches among `folders` by the crop size and margin they were cut at (the first of each)."""
+    sizes: dict[tuple[int, float], Path] = {}
     for folder in folders:
         try:
-            sizes.setdefault(Cache(folder).read_info().geometry.input_size, Path(folder))
+            geometry = Cache(folder).read_info().geometry
+            sizes.setdefault((geometry.input_size, geometry.crop_margin), Path(folder))
         except (ConfigError, OSError, ValueError) as exc:
             log.debug("cache %s: %s", folder, exc)
     return sizes
@@ -222,8 +237,8 @@ def recover(config: RecoverConfig, recipe: TrainConfig) -> list[Path]:
     networks, metadata = read_networks(config.onnx)
     if recipe.age_boundary != metadata.age_boundary:
         raise ConfigError(f"the recipe's age_boundary {recipe.age_boundary} is not the file's {metadata.age_boundary}")
-    caches = _cache_sizes([Path(recipe.cache), *config.member_caches])
-    crops = _check_crops(caches.get(metadata.input_size), recipe.fold, config.check_crops, metadata.input_size)
+    caches = _cache_geometries([Path(recipe.cache), *config.member_caches])
+    crops = _check_crops(caches.get((metadata.input_size, metadata.crop_margin)), recipe.fold, config.check_crops, metadata.input_size)
     worst = check_parity(config.onnx, rebuilt_graph(networks, metadata), metadata, crops)
     if worst > PARITY_TOLERANCE:
         raise ExportError(f"the recovered networks differ from {config.onnx} by {worst:.2e} (> {PARITY_TOLERANCE:.0e}); nothing written")
@@ -248,6 +263,7 @@ def recover(config: RecoverConfig, recipe: TrainConfig) -> list[Path]:
             json.dump({"from": str(config.onnx), "model_version": metadata.model_version, "member": index,
                        **({"heads": list(network.heads)} if network.heads is not None else {}),
                        **({"input_size": network.input_size} if network.input_size is not None else {}),
+                       **({"crop_margin": network.crop_margin} if network.crop_margin is not None else {}),
                        "batchnorm": "folded into the convolutions by the export: identity plus bias (eval mode only)",
                        "max_difference": worst}, handle, indent=1)
         settings = json.dumps(saved_dict(run_config))
@@ -263,17 +279,17 @@ def recover(config: RecoverConfig, recipe: TrainConfig) -> list[Path]:
     return written
 
 
-def _cache_for(network: RecoveredNetwork, metadata: ModelMetadata, caches: dict[int, Path], default: Path) -> Path:
-    """The cache cut at the crop size `network` was trained at, which its run folder names (export reads
-    its input size there); the recipe's, with a warning, when none was given."""
-    size = network.input_size or metadata.input_size
-    if size in caches:
-        return caches[size]
-    if network.input_size is None:  # the file's own size: the recipe's cache, as before caches of two sizes
+def _cache_for(network: RecoveredNetwork, metadata: ModelMetadata, caches: dict[tuple[int, float], Path], default: Path) -> Path:
+    """The cache cut at the crop size and margin `network` was trained at, which its run folder names
+    (export reads its geometry there); the recipe's, with a warning, when none was given."""
+    size, margin = network.geometry(metadata)
+    if (size, margin) in caches:
+        return caches[(size, margin)]
+    if network.view(metadata) is None:  # the file's own crop: the recipe's cache, as before caches of two geometries
         return default
-    log.warning("%s was trained on %d px crops and no cache given is cut at that size: its run folder names %s; "
-                "before exporting it again, prepare one (mask-train prepare --input-size %d --cache DIR) and pass "
-                "--member-caches DIR", network.name, size, default, size)
+    log.warning("%s was trained on %d px crops at margin %g and no cache given is cut so: its run folder names %s; "
+                "before exporting it again, prepare one (mask-train prepare --input-size %d --crop-margin %g --cache DIR) "
+                "and pass --member-caches DIR", network.name, size, margin, default, size, margin)
     return default
 
 
