@@ -77,7 +77,9 @@ class ModelInfo:
             ("Architecture", m.architecture or "not stated"),
             ("Tells", heads),
             ("Trained on", m.training_data),
-            ("Input", f"{m.input_size}×{m.input_size} px face crop, grown by {m.crop_margin:g} of its side"),
+            ("Input", f"{m.input_size}×{m.input_size} px face crop, grown by {m.crop_margin:g} of its side"
+                      + ("" if m.inner_crop is None else
+                         f", with the {m.inner_crop[0]} px crop grown by {m.inner_crop[1]:g} cut on its own at its centre")),
         ]
         if m.extra.get("tta") == "hflip":
             rows.append(("Each face", "judged twice, as seen and mirrored, and the two averaged"))

@@ -79,7 +79,7 @@ class ReferencePipeline:
         if boxes is None:
             return np.zeros((0, 4), np.float32)
         size, margin = self.metadata.input_size, self.metadata.crop_margin
-        crops = np.stack([crop_face(frame, box, margin, size) for box in boxes])
+        crops = np.stack([crop_face(frame, box, margin, size, self.metadata.inner_crop) for box in boxes])
         with torch.no_grad():
             outputs = self.network(torch.from_numpy(to_input(crops, self.metadata.mean, self.metadata.std)))
             [torch.softmax(o, 1) for o in outputs.values()]

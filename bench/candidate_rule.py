@@ -33,8 +33,9 @@ its calibrated τ first (`mask-train export --ensemble ... --age-prior τ`).
 
 Each model is scored on the crops cut as it takes them (its input size and crop margin): with models
 of two crops (0.15 takes 112 px at margin 0.2, a candidate with a network trained on 160 px crops
-takes 160, one with a network trained on wider crops 140 px at 0.375), give a cache of each
-(`--cache cache/robust_un --cache cache/robust_160`, the same faces and folds cut two ways).
+takes 160, one with a network trained on wider crops 140 px at 0.375 around the 112 px crop nested in
+it), give a cache of each (`--cache cache/robust_un --cache cache/robust_160`, the same faces and
+folds cut two ways; `prepare --inner-crop` cuts nested ones).
 
     .venv/bin/python bench/candidate_rule.py --model CANDIDATE.onnx [--model ANOTHER.onnx]
         [--baseline FILE] [--cache DIR [--cache DIR]] [--fold K] [--rule 1|2|3] [--out report.md]
@@ -170,7 +171,7 @@ class RuleFaces:
     def read(cls, cache: Cache, fold: int, data_root: Path) -> RuleFaces:
         geometry = cache.read_info().geometry
         _, val_faces = split_faces(cache, fold)
-        pooled = oos_check.load_set(POOLED, data_root, geometry.input_size, geometry.crop_margin)
+        pooled = oos_check.load_set(POOLED, data_root, geometry.input_size, geometry.crop_margin, inner_crop=geometry.inner_crop)
         wanted = {(face.path, face.box) for face in read_labels(DEFAULT_LABELS)}
         rows = [i for i, face in enumerate(pooled.faces) if (face.path, face.box) in wanted]
         return cls(val_faces, pooled, rows, checked_states([pooled.faces[i] for i in rows], *CHECKED_BOTH))
@@ -211,20 +212,25 @@ def measure(path: Path, faces: RuleFaces, batch_size: int, progress: bool, class
     )
 
 
-def caches_by_geometry(caches: Sequence[Cache]) -> dict[tuple[int, float], Cache]:
-    """The caches by the crop (size, margin) they were cut at; two cut alike are an error (which would count?)."""
-    found: dict[tuple[int, float], Cache] = {}
+Crop = tuple[int, float, "tuple[int, float] | None"]  # size, margin, nested crop
+
+
+def caches_by_geometry(caches: Sequence[Cache]) -> dict[Crop, Cache]:
+    """The caches by the crop (size, margin, nested crop) they were cut at; two cut alike are an error
+    (which would count?)."""
+    found: dict[Crop, Cache] = {}
     for cache in caches:
         geometry = cache.read_info().geometry
-        key = (geometry.input_size, geometry.crop_margin)
+        key = (geometry.input_size, geometry.crop_margin, geometry.inner_crop)
         if key in found:
             raise ConfigError(f"--cache {found[key].root} and {cache.root} are both cut at {_crop(key)}: give one")
         found[key] = cache
     return found
 
 
-def _crop(geometry: tuple[int, float]) -> str:
-    return f"{geometry[0]} px at margin {geometry[1]:g}"
+def _crop(crop: Crop) -> str:
+    size, margin, inner = crop
+    return f"{size} px at margin {margin:g}" + ("" if inner is None else f" around {inner[0]} px at {inner[1]:g}")
 
 
 def table(models: list[RuleFigures], rule: int = 2) -> str:
@@ -284,12 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         by_geometry = caches_by_geometry([Cache(c) for c in caches])
         opened = {p: Classifier(p) for p in paths}
-        crops = {p: (c.input_size, c.crop_margin) for p, c in opened.items()}
+        crops = {p: (c.input_size, c.crop_margin, c.inner_crop) for p, c in opened.items()}
         uncut = sorted({f"{p.name} ({_crop(crop)})" for p, crop in crops.items() if crop not in by_geometry})
         if uncut:  # also before the minutes the first model takes
             raise ConfigError(f"no --cache is cut as the crops of {', '.join(uncut)} take "
-                              f"(given: {', '.join(_crop(crop) for crop in sorted(by_geometry))})")
-        faces = {crop: RuleFaces.read(by_geometry[crop], args.fold, args.oos_data) for crop in sorted(set(crops.values()))}
+                              f"(given: {', '.join(sorted(_crop(crop) for crop in by_geometry))})")
+        faces = {crop: RuleFaces.read(by_geometry[crop], args.fold, args.oos_data) for crop in set(crops.values())}
         models = [measure(p, faces[crops[p]], args.batch_size, not args.no_progress, opened[p]) for p in paths]
     except (ClassifierLoadError, ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -44,7 +44,7 @@ def face_boxes(data: Path, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def crops_for(model: Classifier, faces) -> np.ndarray:
-    return np.stack([crop_face(image, box, model.crop_margin, model.input_size) for image, box in faces])
+    return np.stack([crop_face(image, box, model.crop_margin, model.input_size, model.inner_crop) for image, box in faces])
 
 
 def ms_per_face(model: Classifier, crops: np.ndarray, batch: int) -> float:

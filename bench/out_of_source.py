@@ -88,7 +88,8 @@ class CoreModel:
         if self.box_source == "mtcnn" and photo.geometry is not None:
             boxes = [g.detected_box if g.detected_box is not None else b for g, b in zip(photo.geometry, boxes)]
         size, margin = self.classifier.input_size, self.classifier.crop_margin
-        probs = self.classifier.predict(np.stack([crop_face(photo.image_bgr, box, margin, size) for box in boxes]))
+        probs = self.classifier.predict(np.stack([crop_face(photo.image_bgr, box, margin, size, self.classifier.inner_crop)
+                                                      for box in boxes]))
         return [(_argmax(probs.mask[i], MASKS), _argmax(probs.gender[i], GENDERS), _argmax(probs.age[i], AGES))
                 for i in range(len(boxes))]
 

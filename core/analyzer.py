@@ -128,5 +128,6 @@ class FaceAnalyzer:
         if classifier is None:
             raise RuntimeError("no classifier is loaded")
         size, margin = classifier.input_size, classifier.crop_margin
-        return classifier.predict(np.stack([crop_face(image_bgr, box, margin, size) for box in boxes]))
+        inner = classifier.inner_crop
+        return classifier.predict(np.stack([crop_face(image_bgr, box, margin, size, inner) for box in boxes]))
 

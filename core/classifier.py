@@ -68,6 +68,11 @@ class Classifier:
     def crop_margin(self) -> float:
         return self.metadata.crop_margin
 
+    @property
+    def inner_crop(self) -> tuple[int, float] | None:
+        """(size, margin) of the narrower crop nested in the input crop, if the file takes one."""
+        return self.metadata.inner_crop
+
     def _check_graph(self) -> str:
         inputs = self._session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:

@@ -24,12 +24,36 @@ def square_box(box: Sequence[float], margin: float) -> np.ndarray:
     return np.array([cx - half, cy - half, cx + half, cy + half], dtype=np.float32)
 
 
-def crop_face(image: np.ndarray, box: Sequence[float], margin: float, size: int) -> np.ndarray:
+def inner_offset(size: int, margin: float, inner_size: int, inner_margin: float) -> int:
+    """Where a narrower crop (`inner_size` px at `inner_margin`) sits inside a crop of `size` px at
+    `margin` when both have the same pixels per face: its top-left corner, in whole pixels. A pair
+    whose inner square does not fall on whole pixels, centred, is refused (ValueError)."""
+    exact = size * (1.0 + 2.0 * inner_margin) / (1.0 + 2.0 * margin)
+    if abs(exact - inner_size) > 1e-6 or (size - inner_size) % 2 or not 0 < inner_size < size:
+        raise ValueError(f"a {inner_size} px crop at margin {inner_margin:g} does not sit on whole pixels in the middle of "
+                         f"a {size} px crop at margin {margin:g} (it would cover {exact:.3f} px)")
+    return (size - inner_size) // 2
+
+
+def crop_face(image: np.ndarray, box: Sequence[float], margin: float, size: int,
+              inner: tuple[int, float] | None = None) -> np.ndarray:
     """The square face crop, `size`×`size`, same channel order as `image` (BGR in core).
 
     Parts of the square outside the image are filled with black, so a face at the frame's edge
-    keeps its position and scale in the crop.
+    keeps its position and scale in the crop. `inner` = (size, margin) of a narrower crop at the
+    same pixel scale (a nested crop): that crop, cut on its own, is pasted over the centre, so
+    networks trained on it see it to the bit inside a wider crop (an ensemble of networks trained
+    on two crop margins; core.metadata `inner_crop`).
     """
+    crop = _square_crop(image, box, margin, size)
+    if inner is not None:
+        inner_size, inner_margin = inner
+        at = inner_offset(size, margin, inner_size, inner_margin)
+        crop[at : at + inner_size, at : at + inner_size] = _square_crop(image, box, inner_margin, inner_size)
+    return crop
+
+
+def _square_crop(image: np.ndarray, box: Sequence[float], margin: float, size: int) -> np.ndarray:
     if size <= 0:
         raise ValueError("crop size must be positive")
     h, w = image.shape[:2]

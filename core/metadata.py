@@ -10,6 +10,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from core.crop import inner_offset
 from core.labels import LABEL_NAMES, NUM_CLASSES, class_names
 
 FORMAT_VERSION = "1"
@@ -53,6 +54,9 @@ class ModelMetadata:
     architecture: str = ""
     age_boundary: int = 60
     extra: dict[str, str] = field(default_factory=dict)
+    #: (size, margin) of a narrower crop pasted, cut on its own, over the centre of the input crop
+    #: (core.crop.crop_face `inner`): a file whose older networks were trained on it sees it exactly.
+    inner_crop: tuple[int, float] | None = None
 
     def __post_init__(self) -> None:
         # The runtime maps output columns to core's enums by position, so the names must be
@@ -75,6 +79,11 @@ class ModelMetadata:
             raise ModelMetadataError(f"mean and std must be three finite numbers each, std > 0 (got {self.mean}, {self.std})")
         if not 0.0 <= self.crop_margin <= 1.0:
             raise ModelMetadataError(f"crop_margin {self.crop_margin} must be within 0..1")
+        if self.inner_crop is not None:
+            try:
+                inner_offset(self.input_size, self.crop_margin, *self.inner_crop)
+            except ValueError as exc:
+                raise ModelMetadataError(f"inner_crop: {exc}") from exc
 
     def to_props(self) -> dict[str, str]:
         props = dict(self.extra)
@@ -90,6 +99,8 @@ class ModelMetadata:
             architecture=self.architecture,
             age_boundary=str(self.age_boundary),
         )
+        if self.inner_crop is not None:
+            props["inner_crop"] = json.dumps({"input_size": self.inner_crop[0], "crop_margin": self.inner_crop[1]})
         return props
 
     @classmethod
@@ -111,9 +122,11 @@ class ModelMetadata:
             input_size = int(props["input_size"])
             crop_margin = float(props["crop_margin"])
             age_boundary = int(props.get("age_boundary") or 60)
-        except (ValueError, TypeError, AttributeError) as exc:
+            inner = json.loads(props["inner_crop"]) if props.get("inner_crop") else None
+            inner_crop = None if inner is None else (int(inner["input_size"]), float(inner["crop_margin"]))
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
             raise ModelMetadataError(f"classifier metadata is malformed: {exc}") from exc
-        known = set(REQUIRED_KEYS) | {"architecture", "age_boundary"}
+        known = set(REQUIRED_KEYS) | {"architecture", "age_boundary", "inner_crop"}
         return cls(
             heads=heads,
             input_size=input_size,
@@ -125,4 +138,5 @@ class ModelMetadata:
             architecture=props.get("architecture", ""),
             age_boundary=age_boundary,
             extra={k: v for k, v in props.items() if k not in known},
+            inner_crop=inner_crop,
         )

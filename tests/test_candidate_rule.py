@@ -105,14 +105,15 @@ def test_out_of_source_faces_take_the_checked_mask_state_of_their_own_photo_and_
     assert checked_states([crowd], fixes) == [other]
 
 
-def _cache_cut_at(folder, size: int, margin: float = 0.2):
-    """An (empty) cache whose prepare.json says it was cut at `size` px and `margin`: all caches_by_geometry reads."""
+def _cache_cut_at(folder, size: int, margin: float = 0.2, inner=None):
+    """An (empty) cache whose prepare.json says how it was cut (size, margin, nested crop): all caches_by_geometry reads."""
     import json
 
     from training.data.cache import Cache
     folder.mkdir()
     info = {"geometry": {"input_size": size, "crop_margin": margin, "cache_size": round(size * 1.25),
-                         "cache_margin": round((1.25 * (1 + 2 * margin) - 1) / 2, 4)},
+                         "cache_margin": round((1.25 * (1 + 2 * margin) - 1) / 2, 4),
+                         **({"inner_crop": list(inner)} if inner else {})},
             "min_face": 40, "thresholds": [0.6, 0.7, 0.7], "no_face": "pad", "format": 1, "min_box": 10}
     (folder / "prepare.json").write_text(json.dumps(info), encoding="utf-8")
     return Cache(folder)
@@ -124,8 +125,10 @@ def test_each_model_is_scored_on_the_cache_cut_at_its_input_size(tmp_path, capsy
 
     small, large = _cache_cut_at(tmp_path / "small", 112), _cache_cut_at(tmp_path / "large", 160)
     wide = _cache_cut_at(tmp_path / "wide", 140, 0.375)
-    assert {crop: c.root for crop, c in caches_by_geometry([small, large, wide]).items()} == {
-        (112, 0.2): small.root, (160, 0.2): large.root, (140, 0.375): wide.root}
+    nested = _cache_cut_at(tmp_path / "nested", 140, 0.375, (112, 0.2))
+    assert {crop: c.root for crop, c in caches_by_geometry([small, large, wide, nested]).items()} == {
+        (112, 0.2, None): small.root, (160, 0.2, None): large.root, (140, 0.375, None): wide.root,
+        (140, 0.375, (112, 0.2)): nested.root}
     with pytest.raises(ConfigError, match="both cut at 160 px at margin 0.2"):
         caches_by_geometry([large, _cache_cut_at(tmp_path / "again", 160)])
     # a cache cut at 112 px with another margin is not the shipped file's crop

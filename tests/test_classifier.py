@@ -25,6 +25,18 @@ def test_metadata_round_trips_through_props():
     assert ModelMetadata.from_props(metadata.to_props()) == metadata
 
 
+def test_a_nested_crop_round_trips_and_one_off_the_pixel_grid_is_refused():
+    metadata = _metadata(input_size=140, crop_margin=0.375, inner_crop=(112, 0.2))
+    assert ModelMetadata.from_props(metadata.to_props()).inner_crop == (112, 0.2)
+    assert "inner_crop" not in _metadata().to_props() and ModelMetadata.from_props(_metadata().to_props()).inner_crop is None
+    with pytest.raises(ModelMetadataError, match="inner_crop"):
+        _metadata(input_size=140, crop_margin=0.375, inner_crop=(112, 0.25))
+    props = metadata.to_props()
+    props["inner_crop"] = '{"size": 112}'
+    with pytest.raises(ModelMetadataError, match="malformed"):
+        ModelMetadata.from_props(props)
+
+
 def test_missing_metadata_is_named():
     props = _metadata().to_props()
     del props["mean"], props["crop_margin"]

@@ -41,3 +41,31 @@ def test_to_input_is_rgb_normalised_nchw():
     assert out.shape == (2, 3, 4, 4) and out.dtype == np.float32
     assert np.allclose(out[:, 0], 1.0)  # R channel first
     assert np.allclose(out[:, 1:], -1.0)
+
+
+def test_a_nested_crop_holds_the_narrow_crop_to_the_bit_and_the_wide_one_around_it():
+    """A file of networks trained on two crop margins (core.metadata inner_crop): the narrow crop, cut
+    on its own, sits in the centre of the wide one, so networks trained on it see exactly it."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    for box in ([101.3, 57.8, 171.9, 140.2], [3.5, 10.2, 33.1, 48.7], [280.4, 200.3, 318.8, 239.9]):
+        narrow = crop_face(image, box, 0.2, 112)
+        plain = crop_face(image, box, 0.375, 140)
+        nested = crop_face(image, box, 0.375, 140, inner=(112, 0.2))
+        assert (nested[14:126, 14:126] == narrow).all()
+        rim = np.ones((140, 140), bool)
+        rim[14:126, 14:126] = False
+        assert (nested[rim] == plain[rim]).all()
+    # the centre of the plain wide crop is the narrow crop only up to the two squares' rounding
+    assert not all((crop_face(image, b, 0.375, 140)[14:126, 14:126] == crop_face(image, b, 0.2, 112)).all()
+                   for b in ([3.5, 10.2, 33.1, 48.7], [101.3, 57.8, 171.9, 140.2]))
+
+
+def test_a_nested_crop_off_the_pixel_grid_is_refused():
+    from core.crop import inner_offset
+
+    assert inner_offset(140, 0.375, 112, 0.2) == 14
+    with pytest.raises(ValueError, match="whole pixels"):
+        inner_offset(140, 0.375, 112, 0.25)
+    with pytest.raises(ValueError, match="whole pixels"):
+        crop_face(np.zeros((50, 50, 3), np.uint8), [10, 10, 30, 30], 0.375, 140, inner=(111, 0.2))

@@ -278,6 +278,37 @@ def test_members_trained_with_two_crop_margins_share_the_wider_crop(folds, tmp_p
     assert (classifier.metadata.input_size, classifier.metadata.crop_margin) == (80, 0.375)
     described = json.loads(classifier.metadata.extra["ensemble"])
     assert (described[0]["input_size"], described[0]["crop_margin"]) == (64, 0.2) and "crop_margin" not in described[1]
+    # the narrow member sees its centre 64 px as a slice: the file names that crop, and core nests it there
+    assert classifier.inner_crop == (64, 0.2)
+
+    # The app's path: FaceAnalyzer cuts the wide crop with the narrow one nested in its centre, to the bit the
+    # narrow cache's runtime crop; a cache prepared with --inner-crop holds the same crops (how candidates are judged).
+    nested = tmp_path / "cache_nested"
+    assert main(["prepare", "--data", f"competition={cache.parent / 'competition'}", "--cache", str(nested),
+                 "--input-size", "80", "--crop-margin", "0.375", "--inner-crop", "64", "0.2"]) == 0
+    assert Cache(nested).read_info().geometry.inner_crop == (64, 0.2)
+    split(SplitConfig(cache=nested, num_folds=2))
+    # judged on crops cut otherwise (the narrow cache, or the wide one without the nesting), it is refused
+    assert main(["evaluate", "--run-dir", str(runs / "fold0"), "--onnx", str(out)]) == 2
+    assert main(["evaluate", "--run-dir", str(run), "--onnx", str(out)]) == 2
+    assert main(["evaluate", "--run-dir", str(run), "--cache", str(nested), "--onnx", str(out)]) == 0
+    narrow_by_face = {(str(f.row.path), f.row.box): f for f in Cache(cache).read_faces()}
+    matched = [(f, narrow_by_face[(str(f.row.path), f.row.box)]) for f in Cache(nested).read_faces()
+               if (str(f.row.path), f.row.box) in narrow_by_face]
+    assert len(matched) >= 8
+    for face, narrow_face in matched:
+        assert (face.load_runtime()[8:72, 8:72] == narrow_face.load_runtime()).all()
+    from core.analyzer import AnalyzerConfig, FaceAnalyzer
+    from core.crop import crop_face
+    from core.imageio import load_image
+    face, _ = matched[0]
+    image = load_image(face.row.path).image
+    box = np.array(face.row.box if face.row.box is not None else [0, 0, image.shape[1], image.shape[0]], np.float32)
+    analyzer = FaceAnalyzer(AnalyzerConfig(classifier_path=out))
+    want = classifier.predict(crop_face(image, box, 0.375, 80, (64, 0.2))[None])
+    got_face = analyzer.classify_box(image, box)
+    for head in HEADS:
+        assert np.abs(np.array(getattr(got_face, head).probs) - getattr(want, head)[0]).max() < 1e-6, head
 
     crops = runtime_crops(Cache(wide).read_faces()[:8])
     inputs = torch.from_numpy(to_input(crops, classifier.metadata.mean, classifier.metadata.std))

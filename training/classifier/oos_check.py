@@ -58,8 +58,9 @@ class OutOfSourceSet:
 
 
 def load_set(labels: Path | Sequence[Path], data_root: Path, input_size: int, crop_margin: float,
-             progress: bool = False) -> OutOfSourceSet:
-    """Read the labels (one CSV or several, pooled) and crop every face once; a photo that cannot be
+             progress: bool = False, inner_crop: tuple[int, float] | None = None) -> OutOfSourceSet:
+    """Read the labels (one CSV or several, pooled) and crop every face once, as the app would for a
+    file taking `input_size` px at `crop_margin` (and `inner_crop` nested); a photo that cannot be
     read is left out (logged)."""
     if not Path(data_root).is_dir():
         raise ConfigError(f"out-of-source photos: {data_root} is not a folder (--oos-data)")
@@ -79,7 +80,7 @@ def load_set(labels: Path | Sequence[Path], data_root: Path, input_size: int, cr
             continue
         for i in rows:
             kept.append(faces[i])
-            crops.append(crop_face(image, faces[i].box, crop_margin, input_size))
+            crops.append(crop_face(image, faces[i].box, crop_margin, input_size, inner_crop))
     if not kept:
         raise ConfigError(f"no out-of-source photo of {labels} could be read under {data_root} (--oos-data)")
     return OutOfSourceSet(kept, np.stack(crops), input_size, crop_margin, unreadable)

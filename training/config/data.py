@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.config import DetectorConfig
+from core.crop import inner_offset
 from core.labels import OLD_AGE
 from training.config.base import ConfigError, coerce, setting
 
@@ -27,6 +28,11 @@ class PrepareConfig:
     input_size: int = setting(224, "classifier input size", metavar="PX")
     crop_margin: float = setting(0.2, "crop margin (core.crop.square_box), as at runtime", metavar="M")
     context: float = setting(1.25, "cached crop = X × the runtime crop, for augmentation room", metavar="X")
+    inner_crop: tuple[float, float] | None = setting(None, "nest a narrower crop (PX at margin M, the same pixels per face) in "
+                                                   "the centre of each runtime crop, cut on its own as the app cuts it for a "
+                                                   "file whose metadata names it (core.crop.crop_face inner): the cache of a "
+                                                   "network trained on wider crops, to judge it in an ensemble with networks "
+                                                   "trained on the narrower ones", metavar=("PX", "M"))
     min_face: int = setting(DetectorConfig.min_face_size, "smallest face the detector looks for", metavar="PX")
     min_box: int = setting(10, "known face boxes with a shorter side are skipped", metavar="PX")
     thresholds: tuple[float, float, float] = setting(DetectorConfig.thresholds, "detector thresholds", metavar=("P", "R", "O"))
@@ -43,6 +49,15 @@ class PrepareConfig:
             raise ConfigError("input_size must be at least 16")
         if not 0.0 <= self.crop_margin <= 1.0:
             raise ConfigError("crop_margin must be within 0..1")
+        if self.inner_crop is not None:
+            size, margin = self.inner_crop
+            if size != int(size):
+                raise ConfigError(f"inner_crop: the size must be whole pixels, not {size}")
+            object.__setattr__(self, "inner_crop", (int(size), margin))  # (PX, M) as core.crop takes it
+            try:
+                inner_offset(self.input_size, self.crop_margin, *self.inner_crop)
+            except ValueError as exc:
+                raise ConfigError(f"inner_crop: {exc}") from exc
         if not 1.0 <= self.context <= 2.0:
             raise ConfigError("context must be within 1..2")
         if self.no_face not in ("pad", "skip"):

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from core.atomic import atomic_open
+from core.crop import crop_face
 from core.labels import HEADS, LABEL_NAMES
 from training.config import ConfigError
 from training.data.records import ManifestRow
@@ -54,14 +55,27 @@ class CropGeometry:
     crop_margin: float
     cache_size: int
     cache_margin: float
+    #: (size, margin) of a narrower crop nested in the runtime crop (prepare --inner-crop; core.crop.crop_face inner)
+    inner_crop: tuple[int, float] | None = None
 
     @classmethod
-    def from_context(cls, input_size: int, crop_margin: float, context: float) -> CropGeometry:
+    def from_context(cls, input_size: int, crop_margin: float, context: float,
+                     inner_crop: tuple[int, float] | None = None) -> CropGeometry:
         rim = round(input_size * (context - 1.0) / 2.0)
         cache_size = input_size + 2 * rim
         # Same pixels per face: the square side grows with the crop size.
         cache_margin = ((1.0 + 2.0 * crop_margin) * cache_size / input_size - 1.0) / 2.0
-        return cls(input_size, crop_margin, cache_size, round(cache_margin, 6))
+        return cls(input_size, crop_margin, cache_size, round(cache_margin, 6), inner_crop)
+
+    @classmethod
+    def from_json(cls, data: dict) -> CropGeometry:
+        inner = data.get("inner_crop")
+        return cls(int(data["input_size"]), float(data["crop_margin"]), int(data["cache_size"]), float(data["cache_margin"]),
+                   None if inner is None else (int(inner[0]), float(inner[1])))
+
+    def runtime_crop(self, image: np.ndarray, box) -> np.ndarray:
+        """The crop the app feeds a classifier cut as this cache is (core.crop.crop_face)."""
+        return crop_face(image, box, self.crop_margin, self.input_size, self.inner_crop)
 
     @property
     def rim(self) -> int:
@@ -83,12 +97,15 @@ class CacheInfo:
     min_box: int = 10  # known boxes with a shorter side are skipped
 
     def to_json(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if self.geometry.inner_crop is None:  # caches without one read as before
+            del data["geometry"]["inner_crop"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> CacheInfo:
         return cls(
-            CropGeometry(**data["geometry"]), int(data["min_face"]), tuple(data["thresholds"]), data["no_face"],  # type: ignore[arg-type]
+            CropGeometry.from_json(data["geometry"]), int(data["min_face"]), tuple(data["thresholds"]), data["no_face"],  # type: ignore[arg-type]
             int(data["format"]), int(data.get("min_box", 10)),
         )
 

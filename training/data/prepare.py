@@ -173,7 +173,7 @@ def _crop_one(
     if found is None:
         return Detected(key, mtime, size, "no_face")
     crop = cache.crop_name(key, mtime, size)
-    write_png(cache.root / runtime_name(crop), crop_face(image, found.box, geometry.crop_margin, geometry.input_size))
+    write_png(cache.root / runtime_name(crop), geometry.runtime_crop(image, found.box))
     write_png(cache.root / crop, crop_face(image, found.box, geometry.cache_margin, geometry.cache_size))
     box = tuple(float(v) for v in found.box)
     return Detected(key, mtime, size, "ok", result.warning or "", crop, box, found.score, found.faces, found.how)  # type: ignore[arg-type]
@@ -212,7 +212,7 @@ def _crop_boxes(
     for key, box in todo:
         crop = cache.crop_name(key, mtime, size)
         array = np.asarray(box, dtype=np.float64)
-        write_png(cache.root / runtime_name(crop), crop_face(loaded.image, array, geometry.crop_margin, geometry.input_size))
+        write_png(cache.root / runtime_name(crop), geometry.runtime_crop(loaded.image, array))
         write_png(cache.root / crop, crop_face(loaded.image, array, geometry.cache_margin, geometry.cache_size))
         done.append(Detected(key, mtime, size, "ok", loaded.warning or "", crop, tuple(float(v) for v in box), 0.0, 1, "box"))  # type: ignore[arg-type]
     return done
@@ -224,7 +224,7 @@ def prepare(
     should_stop: Callable[[], bool] | None = None,
 ) -> PrepareSummary:
     """Read the datasets, detect and crop what the cache lacks, write manifest.csv and problems.csv."""
-    geometry = CropGeometry.from_context(config.input_size, config.crop_margin, config.context)
+    geometry = CropGeometry.from_context(config.input_size, config.crop_margin, config.context, config.inner_crop)
     info = CacheInfo(geometry, config.min_face, config.thresholds, config.no_face, min_box=config.min_box)
     cache = Cache(config.cache)
     cache.claim(info)

@@ -13,7 +13,10 @@ differ too (caches cut at 112 and 160 px): the file takes the largest, and shrin
 member, so a network trained on sharper crops can join networks trained on smaller ones. So may their
 crop margins (a cache cut with more of the head around the face, `prepare --crop-margin`): the file
 takes the widest crop, at a size that keeps every member's pixel scale, and each member with a
-narrower margin sees the centre of it, the square its own crop would cover (`member_view`).
+narrower margin sees the centre of it, the square its own crop would cover (`member_view`). Where
+that square is the member's own crop at its own size, the file's metadata names it (`inner_crop`)
+and core cuts it on its own and pastes it over the centre (a nested crop), so those members see
+exactly what they were trained on, not the same square cut with the wider crop's rounding.
 
 A member may feed only some heads (`--member-heads RUN=mask`): a network that finds wrongly worn
 masks can stay in the mask head's average while a better gender network answers gender in its
@@ -276,6 +279,18 @@ def with_views(members: list[Member], geometries: dict[Path, tuple[int, float]])
     return marked, size, margin
 
 
+def nested_crop(members: list[Member]) -> tuple[int, float] | None:
+    """The crop core nests in the file's crop (core.crop.crop_face inner): that of the members who see
+    a centre slice of it at their own size, cut on its own so that they see it to the bit; None when
+    no member does, or when members of two such crops do (then all of them see slices)."""
+    sliced = {(m.input_size, m.crop_margin) for m in members
+              if m.view is not None and m.view.offset > 0 and m.view.side == m.view.size and m.crop_margin is not None}
+    if len(sliced) > 1:
+        log.warning("members trained on %s crops: only one can be nested in the file's crop, so each sees a slice of it",
+                    " and ".join(f"{s} px at {mg:g}" for s, mg in sorted(sliced)))  # type: ignore[misc]
+    return next(iter(sliced)) if len(sliced) == 1 else None  # type: ignore[return-value]
+
+
 def spread_crops(faces: Sequence, count: int) -> np.ndarray:
     """The runtime crops of `count` faces spread evenly over `faces` (every source, not just the first)."""
     return runtime_crops(faces[:: max(1, len(faces) // count)][:count])
@@ -341,6 +356,7 @@ def export_ensemble(config: ExportConfig) -> Path:
         training_data=training_data_summary(faces, held_out),
         architecture="+".join(architectures),
         age_boundary=age_boundary,  # type: ignore[arg-type]
+        inner_crop=nested_crop(members),
         extra={
             "ensemble": json.dumps([m.describe() for m in members]),
             "tta": tta,

@@ -84,7 +84,7 @@ def draw_twins(image_bgr: np.ndarray, crop: str, face_box: Sequence[float], land
             log.debug("%s: %s twin left out (its mask covers %.3f of the crop)", crop, placement.value, cover)
             continue
         name = f"{TWINS_DIR}/{stem}_{index}_{placement.value}.png"
-        write_png(cache_root / runtime_name(name), crop_face(drawn.image, box, geometry.crop_margin, geometry.input_size))
+        write_png(cache_root / runtime_name(name), geometry.runtime_crop(drawn.image, box))
         write_png(cache_root / name, crop_face(drawn.image, box, geometry.cache_margin, geometry.cache_size))
         rows.append({"crop": crop, "twin": name, "placement": placement.value})
     return rows
