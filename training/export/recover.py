@@ -210,14 +210,14 @@ def check_parity(path: str | Path, module: nn.Module, metadata: ModelMetadata, c
 
 def _cache_geometries(folders: Sequence[Path]) -> dict[tuple[int, float], Path]:
     """The prepared caches among `folders` by the crop size and margin they were cut at (the first of each)."""
-    sizes: dict[tuple[int, float], Path] = {}
+    found: dict[tuple[int, float], Path] = {}
     for folder in folders:
         try:
             geometry = Cache(folder).read_info().geometry
-            sizes.setdefault((geometry.input_size, geometry.crop_margin), Path(folder))
+            found.setdefault((geometry.input_size, geometry.crop_margin), Path(folder))
         except (ConfigError, OSError, ValueError) as exc:
             log.debug("cache %s: %s", folder, exc)
-    return sizes
+    return found
 
 
 def _check_crops(cache: Path | None, fold: int, count: int, size: int) -> np.ndarray:
