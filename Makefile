@@ -57,6 +57,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/analyzer.py
 	$(PY) bench/batch.py
 	$(PY) bench/live.py
+	$(PY) bench/session_memory.py
 	$(PY) bench/train_cache.py
 	$(PY) bench/train_step.py
 

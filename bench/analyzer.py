@@ -27,7 +27,7 @@ from core.config import AnalyzerConfig, DetectorConfig  # noqa: E402
 from core.crop import crop_face, to_input  # noqa: E402
 from core.labels import LABEL_NAMES  # noqa: E402
 from core.metadata import ModelMetadata  # noqa: E402
-from core.ort import thread_policy  # noqa: E402
+from core.ort import session_policy  # noqa: E402
 from training.export.onnx import export_classifier  # noqa: E402
 from training.classifier.model import MaskClassifier  # noqa: E402
 
@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--min-face", type=int, default=40)
     args = parser.parse_args()
 
-    torch.set_num_threads(thread_policy().intra_op_threads)
+    torch.set_num_threads(session_policy().intra_op_threads)
     frames = scene_frames(args.frames)
     network, metadata, model_path = bench_classifier(args.model, args.size, Path(tempfile.mkdtemp()))
     detector = DetectorConfig(min_face_size=args.min_face)
@@ -105,7 +105,7 @@ def main() -> None:
     reference_times = timed(reference, frames)
     ours_times = timed(analyzer.analyze, frames)
     print(f"{len(frames)} frames 640x480 from face_mask_853, {faces} faces, min face {args.min_face} px, "
-          f"classifier {args.model} @ {args.size} px, {thread_policy().intra_op_threads} threads")
+          f"classifier {args.model} @ {args.size} px, {session_policy().intra_op_threads} threads")
     print(describe("(a) reference: facenet-pytorch MTCNN + torch", reference_times))
     print(describe("(b) FaceAnalyzer: ORT MTCNN + ORT classifier", ours_times))
     print(f"speed-up (b)/(a): {sum(reference_times) / sum(ours_times):.2f}x")

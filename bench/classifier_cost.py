@@ -26,7 +26,7 @@ from bench.frames import DATA  # noqa: E402
 from core.classifier import Classifier  # noqa: E402
 from core.crop import crop_face  # noqa: E402
 from core.imageio import load_image  # noqa: E402
-from core.ort import ThreadPolicy, set_thread_policy  # noqa: E402
+from core.ort import SessionPolicy, set_session_policy  # noqa: E402
 from training.detector.scenes import boxes_table, load_scenes  # noqa: E402
 
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     paths = args.model or [Path(__file__).resolve().parents[1] / "assets" / "models" / "classifier.onnx"]
 
-    set_thread_policy(ThreadPolicy(intra_op_threads=args.threads))
+    set_session_policy(SessionPolicy(intra_op_threads=args.threads))
     models = [Classifier(p) for p in paths]
     faces = face_boxes(args.data, args.faces)
     crops = [crops_for(m, faces) for m in models]

@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bench.frames import entering_clip, entering_full_frame, moving_faces_clip  # noqa: E402
-from core.ort import ThreadPolicy, set_thread_policy, thread_policy  # noqa: E402
+from core.ort import SessionPolicy, set_session_policy, session_policy  # noqa: E402
 from core.tracker import associate  # noqa: E402
 
 SIZE = (640, 480)
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10)")
     parser.add_argument("--fps", type=float, default=30.0, help="clip frame rate, the rate to keep up with (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="which photos the clip is made of")
-    parser.add_argument("--threads", type=int, default=thread_policy().intra_op_threads,
+    parser.add_argument("--threads", type=int, default=session_policy().intra_op_threads,
                         help="onnxruntime and torch threads, one policy for the whole process (default %(default)s)")
     parser.add_argument("--model", default="mobilenetv3_small_100", help="classifier trunk (default: the shipped model's)")
     parser.add_argument("--size", type=int, default=128, help="classifier input size (default 128)")
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     # One thread policy for the process, set before any session or torch op exists. Torch's
     # OpenMP threads wait without spinning, as onnxruntime's do (core/ort.py): on a shared 2-core
     # machine spinning threads made the reference several times slower at 2 threads.
-    set_thread_policy(ThreadPolicy(intra_op_threads=args.threads))
+    set_session_policy(SessionPolicy(intra_op_threads=args.threads))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     workdir = Path(tempfile.mkdtemp(prefix="bench_live_"))
     if args.idle_only:

@@ -40,7 +40,7 @@ from bench.truth_clips import Clip, live_threshold_clips  # noqa: E402
 from core.analyzer import FaceAnalyzer  # noqa: E402
 from core.config import DetectorConfig, LiveConfig  # noqa: E402
 from core.live import LiveAnalyzer  # noqa: E402
-from core.ort import ThreadPolicy, set_thread_policy, thread_policy  # noqa: E402
+from core.ort import SessionPolicy, set_session_policy, session_policy  # noqa: E402
 
 #: Today's photo thresholds first, then ever looser ones.
 DEFAULT_SETS = ((0.6, 0.7, 0.7), (0.5, 0.7, 0.7), (0.4, 0.7, 0.7), (0.5, 0.6, 0.7), (0.5, 0.5, 0.6), (0.4, 0.5, 0.5),
@@ -125,11 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-photo", type=int, default=8, help="frames per mask_web close-up (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="which mask_web photos are drawn, and the sensor noise")
     parser.add_argument("--min-face", type=int, default=DetectorConfig().min_face_size, help="detector's min face, px (default %(default)s)")
-    parser.add_argument("--threads", type=int, default=thread_policy().intra_op_threads, help="onnxruntime threads (default %(default)s)")
+    parser.add_argument("--threads", type=int, default=session_policy().intra_op_threads, help="onnxruntime threads (default %(default)s)")
     parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
     args = parser.parse_args(argv)
 
-    set_thread_policy(ThreadPolicy(intra_op_threads=args.threads))
+    set_session_policy(SessionPolicy(intra_op_threads=args.threads))
     analyzer = FaceAnalyzer.with_default_models(DetectorConfig(min_face_size=args.min_face))
     sets = [tuple(t) for t in args.thresholds] if args.thresholds else list(DEFAULT_SETS)
     settings = [Setting(t, LiveAnalyzer(analyzer, replace(LiveConfig(), detector_thresholds=t))) for t in sets]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.config import CLASSIFIER_BATCH
 from core.crop import to_input
 from core.labels import Age, Gender, Mask, marginals
 from core.metadata import CLASS_HEAD, ModelMetadata, ModelMetadataError
@@ -39,10 +40,14 @@ class ClassifierLoadError(RuntimeError):
 
 
 class Classifier:
-    """Runs the classifier on face crops, batched: all faces of a frame in one call."""
+    """Runs the classifier on face crops: all faces of a frame in one call, `max_batch` faces
+    per run of the network (bounded memory on crowds)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, max_batch: int = CLASSIFIER_BATCH) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, not {max_batch}")
         self.path = Path(path)
+        self.max_batch = max_batch
         try:
             data = self.path.read_bytes()
         except OSError as exc:
@@ -109,9 +114,16 @@ class Classifier:
                 )
 
     def predict(self, crops_bgr: np.ndarray) -> HeadProbabilities:
-        """Probabilities for N crops (N×S×S×3 BGR uint8, S = input_size)."""
+        """Probabilities for N crops (N×S×S×3 BGR uint8, S = input_size), `max_batch` at a time."""
         if len(crops_bgr) == 0:
             return HeadProbabilities(np.zeros((0, len(Mask))), np.zeros((0, len(Gender))), np.zeros((0, len(Age))))
+        if len(crops_bgr) <= self.max_batch:
+            return self._run(crops_bgr)
+        parts = [self._run(crops_bgr[i : i + self.max_batch]) for i in range(0, len(crops_bgr), self.max_batch)]
+        return HeadProbabilities(*(np.concatenate([getattr(p, head) for p in parts]) for head in ("mask", "gender", "age")))
+
+    def _run(self, crops_bgr: np.ndarray) -> HeadProbabilities:
+        """One run of the network on at most `max_batch` crops."""
         batch = to_input(crops_bgr, self.metadata.mean, self.metadata.std)
         names = list(self.metadata.heads)
         outputs = dict(zip(names, self._session.run(names, {self._input_name: batch})))

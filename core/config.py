@@ -34,6 +34,12 @@ def models_dir() -> Path:
     return assets_dir() / "models"
 
 
+#: Faces per classifier run: a crowded frame or photo is classified this many faces at a time.
+#: Memory during a run grows with the faces in it (one run of the shipped ensemble on 32 faces
+#: took ~1.1 GB more) while the time per face does not fall beyond a few (bench/session_memory.py).
+CLASSIFIER_BATCH = 4
+
+
 def default_detector_dir() -> Path:
     return models_dir() / "mtcnn"
 
