@@ -58,6 +58,7 @@ import numpy as np  # noqa: E402
 from bench.model_probe import POOLED, REPO  # noqa: E402
 from core.atomic import atomic_open  # noqa: E402
 from core.classifier import Classifier, ClassifierLoadError  # noqa: E402
+from core.crop import CropSpec  # noqa: E402
 from core.labels import HEADS, LABEL_NAMES, Mask  # noqa: E402
 from training.classifier import oos_check  # noqa: E402
 from training.classifier.dataset import is_synthetic, target_matrix  # noqa: E402
@@ -171,7 +172,7 @@ class RuleFaces:
     def read(cls, cache: Cache, fold: int, data_root: Path) -> RuleFaces:
         geometry = cache.read_info().geometry
         _, val_faces = split_faces(cache, fold)
-        pooled = oos_check.load_set(POOLED, data_root, geometry.input_size, geometry.crop_margin, inner_crop=geometry.inner_crop)
+        pooled = oos_check.load_set(POOLED, data_root, geometry.crop_spec)
         wanted = {(face.path, face.box) for face in read_labels(DEFAULT_LABELS)}
         rows = [i for i, face in enumerate(pooled.faces) if (face.path, face.box) in wanted]
         return cls(val_faces, pooled, rows, checked_states([pooled.faces[i] for i in rows], *CHECKED_BOTH))
@@ -212,25 +213,15 @@ def measure(path: Path, faces: RuleFaces, batch_size: int, progress: bool, class
     )
 
 
-Crop = tuple[int, float, "tuple[int, float] | None"]  # size, margin, nested crop
-
-
-def caches_by_geometry(caches: Sequence[Cache]) -> dict[Crop, Cache]:
-    """The caches by the crop (size, margin, nested crop) they were cut at; two cut alike are an error
-    (which would count?)."""
-    found: dict[Crop, Cache] = {}
+def caches_by_crop(caches: Sequence[Cache]) -> dict[CropSpec, Cache]:
+    """The caches by the crop they were cut at; two cut alike are an error (which would count?)."""
+    found: dict[CropSpec, Cache] = {}
     for cache in caches:
-        geometry = cache.read_info().geometry
-        key = (geometry.input_size, geometry.crop_margin, geometry.inner_crop)
+        key = cache.read_info().geometry.crop_spec
         if key in found:
-            raise ConfigError(f"--cache {found[key].root} and {cache.root} are both cut at {_crop(key)}: give one")
+            raise ConfigError(f"--cache {found[key].root} and {cache.root} are both cut at {key}: give one")
         found[key] = cache
     return found
-
-
-def _crop(crop: Crop) -> str:
-    size, margin, inner = crop
-    return f"{size} px at margin {margin:g}" + ("" if inner is None else f" around {inner[0]} px at {inner[1]:g}")
 
 
 def table(models: list[RuleFigures], rule: int = 2) -> str:
@@ -288,14 +279,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no such model file: {', '.join(missing)}", file=sys.stderr)
         return 2
     try:
-        by_geometry = caches_by_geometry([Cache(c) for c in caches])
+        by_crop = caches_by_crop([Cache(c) for c in caches])
         opened = {p: Classifier(p) for p in paths}
-        crops = {p: (c.input_size, c.crop_margin, c.inner_crop) for p, c in opened.items()}
-        uncut = sorted({f"{p.name} ({_crop(crop)})" for p, crop in crops.items() if crop not in by_geometry})
+        crops = {p: c.metadata.crop_spec for p, c in opened.items()}
+        uncut = sorted({f"{p.name} ({crop})" for p, crop in crops.items() if crop not in by_crop})
         if uncut:  # also before the minutes the first model takes
             raise ConfigError(f"no --cache is cut as the crops of {', '.join(uncut)} take "
-                              f"(given: {', '.join(sorted(_crop(crop) for crop in by_geometry))})")
-        faces = {crop: RuleFaces.read(by_geometry[crop], args.fold, args.oos_data) for crop in set(crops.values())}
+                              f"(given: {', '.join(sorted(str(crop) for crop in by_crop))})")
+        faces = {crop: RuleFaces.read(by_crop[crop], args.fold, args.oos_data) for crop in set(crops.values())}
         models = [measure(p, faces[crops[p]], args.batch_size, not args.no_progress, opened[p]) for p in paths]
     except (ClassifierLoadError, ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

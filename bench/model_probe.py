@@ -34,7 +34,7 @@ class Probe:
     def pooled(self) -> oos_check.OutOfSourceSet:
         """The pooled real faces by eye, cropped as the cache's faces are."""
         geometry = self.cache.read_info().geometry
-        return oos_check.load_set(POOLED, self.oos_data, geometry.input_size, geometry.crop_margin, inner_crop=geometry.inner_crop)
+        return oos_check.load_set(POOLED, self.oos_data, geometry.crop_spec)
 
 
 def by_eye(faces: Sequence[LabelledFace], head: str) -> np.ndarray:

@@ -6,9 +6,28 @@ calls the same two functions, so what the model sees in the app is what it saw i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How faces are cut for a classifier: `size` px at `margin`, with a narrower crop (size,
+    margin) nested in its centre or None. A file's metadata and a training cache each name one;
+    a file is scored only on a cache whose spec equals its own."""
+
+    size: int
+    margin: float
+    inner: tuple[int, float] | None = None
+
+    def cut(self, image: np.ndarray, box: Sequence[float]) -> np.ndarray:
+        return crop_face(image, box, self.margin, self.size, self.inner)
+
+    def __str__(self) -> str:
+        nested = "" if self.inner is None else f" around {self.inner[0]} px at {self.inner[1]:g}"
+        return f"{self.size} px at margin {self.margin:g}{nested}"
 
 
 def square_box(box: Sequence[float], margin: float) -> np.ndarray:

@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from core.crop import inner_offset
+from core.crop import CropSpec, inner_offset
 from core.labels import LABEL_NAMES, NUM_CLASSES, class_names
 
 FORMAT_VERSION = "1"
@@ -84,6 +84,11 @@ class ModelMetadata:
                 inner_offset(self.input_size, self.crop_margin, *self.inner_crop)
             except ValueError as exc:
                 raise ModelMetadataError(f"inner_crop: {exc}") from exc
+
+    @property
+    def crop_spec(self) -> CropSpec:
+        """How this file takes its faces (core.crop.crop_face's size, margin and nested crop)."""
+        return CropSpec(self.input_size, self.crop_margin, self.inner_crop)
 
     def to_props(self) -> dict[str, str]:
         props = dict(self.extra)

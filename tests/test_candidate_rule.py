@@ -106,7 +106,7 @@ def test_out_of_source_faces_take_the_checked_mask_state_of_their_own_photo_and_
 
 
 def _cache_cut_at(folder, size: int, margin: float = 0.2, inner=None):
-    """An (empty) cache whose prepare.json says how it was cut (size, margin, nested crop): all caches_by_geometry reads."""
+    """An (empty) cache whose prepare.json says how it was cut (size, margin, nested crop): all caches_by_crop reads."""
     import json
 
     from training.data.cache import Cache
@@ -119,18 +119,33 @@ def _cache_cut_at(folder, size: int, margin: float = 0.2, inner=None):
     return Cache(folder)
 
 
+def test_a_file_is_scored_only_on_a_cache_cut_as_it_takes_its_faces(tmp_path):
+    """calibrate and evaluate ask the cache for its geometry through this one check."""
+    from core.crop import CropSpec
+    from training.config import ConfigError
+
+    plain = _cache_cut_at(tmp_path / "plain", 112)
+    assert plain.geometry_for(CropSpec(112, 0.2), "f.onnx").crop_spec == CropSpec(112, 0.2)
+    with pytest.raises(ConfigError, match="f.onnx takes 112 px at margin 0.3 crops but .* holds 112 px at margin 0.2"):
+        plain.geometry_for(CropSpec(112, 0.3), "f.onnx")
+    nested = _cache_cut_at(tmp_path / "nested", 140, 0.375, (112, 0.2))
+    with pytest.raises(ConfigError, match="holds 140 px at margin 0.375 around 112 px at 0.2"):
+        nested.geometry_for(CropSpec(140, 0.375), "f.onnx")
+
+
 def test_each_model_is_scored_on_the_cache_cut_at_its_input_size(tmp_path, capsys):
-    from bench.candidate_rule import caches_by_geometry, main
+    from bench.candidate_rule import caches_by_crop, main
+    from core.crop import CropSpec
     from training.config import ConfigError
 
     small, large = _cache_cut_at(tmp_path / "small", 112), _cache_cut_at(tmp_path / "large", 160)
     wide = _cache_cut_at(tmp_path / "wide", 140, 0.375)
     nested = _cache_cut_at(tmp_path / "nested", 140, 0.375, (112, 0.2))
-    assert {crop: c.root for crop, c in caches_by_geometry([small, large, wide, nested]).items()} == {
-        (112, 0.2, None): small.root, (160, 0.2, None): large.root, (140, 0.375, None): wide.root,
-        (140, 0.375, (112, 0.2)): nested.root}
+    assert {crop: c.root for crop, c in caches_by_crop([small, large, wide, nested]).items()} == {
+        CropSpec(112, 0.2): small.root, CropSpec(160, 0.2): large.root, CropSpec(140, 0.375): wide.root,
+        CropSpec(140, 0.375, (112, 0.2)): nested.root}
     with pytest.raises(ConfigError, match="both cut at 160 px at margin 0.2"):
-        caches_by_geometry([large, _cache_cut_at(tmp_path / "again", 160)])
+        caches_by_crop([large, _cache_cut_at(tmp_path / "again", 160)])
     # a cache cut at 112 px with another margin is not the shipped file's crop
     assert main(["--model", str(REPO / "assets/models/classifier.onnx"),
                  "--cache", str(_cache_cut_at(tmp_path / "loose", 112, 0.3).root), "--no-progress"]) == 2

@@ -13,7 +13,7 @@ pytest.importorskip("timm")
 
 import torch  # noqa: E402
 
-from core.classifier import Classifier  # noqa: E402
+from core.classifier import Classifier, HeadProbabilities  # noqa: E402
 from core.crop import to_input  # noqa: E402
 from core.labels import LABEL_NAMES  # noqa: E402
 from training.data.cache import Cache  # noqa: E402
@@ -59,6 +59,20 @@ def _probabilities(model: torch.nn.Module, inputs: torch.Tensor) -> dict[str, np
     with torch.no_grad():
         logits = model(inputs)
     return {h: torch.softmax(logits[h], dim=1).numpy() for h in HEADS}
+
+
+def _answers_as_its_members(classifier: Classifier, crops: np.ndarray, members) -> HeadProbabilities:
+    """The file's answer on `crops` is the mean of each member's on its view of the file's input and
+    on that view's mirror (flip TTA); members: (network, view). Returns the file's answer."""
+    inputs = torch.from_numpy(to_input(crops, classifier.metadata.mean, classifier.metadata.std))
+    views = []
+    for model, view in members:
+        seen = view(inputs)
+        views += [_probabilities(model, x) for x in (seen, torch.flip(seen, dims=(3,)))]
+    got = classifier.predict(crops)
+    for head in HEADS:
+        assert np.abs(getattr(got, head) - np.mean([v[head] for v in views], axis=0)).max() < 1e-4, head
+    return got
 
 
 def test_fold_ensemble_with_flip_tta_is_one_onnx_file_core_loads(folds, tmp_path):
@@ -218,14 +232,10 @@ def test_members_trained_at_two_crop_sizes_share_the_larger_input(folds, tmp_pat
     assert described[0]["input_size"] == 64 and "input_size" not in described[1]
 
     crops = runtime_crops(Cache(larger).read_faces()[:8])
-    inputs = torch.from_numpy(to_input(crops, classifier.metadata.mean, classifier.metadata.std))
-    shrunk = torch.nn.functional.interpolate(inputs, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
     small, sharp = (model_from_state(*load_best(r)) for r in (runs / "fold0", run))
-    views = [_probabilities(small, x) for x in (shrunk, torch.flip(shrunk, dims=(3,)))]
-    views += [_probabilities(sharp, x) for x in (inputs, torch.flip(inputs, dims=(3,)))]
-    got = classifier.predict(crops)
-    for head in HEADS:
-        assert np.abs(getattr(got, head) - np.mean([v[head] for v in views], axis=0)).max() < 1e-4, head
+    def shrink(x):
+        return torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
+    got = _answers_as_its_members(classifier, crops, [(small, shrink), (sharp, lambda x: x)])
 
     networks, metadata = read_networks(out)
     assert [n.input_size for n in networks] == [64, None]
@@ -318,14 +328,8 @@ def test_members_trained_with_two_crop_margins_share_the_wider_crop(folds, tmp_p
         assert np.abs(np.array(getattr(got_face, head).probs) - getattr(want, head)[0]).max() < 1e-6, head
 
     crops = runtime_crops(Cache(wide).read_faces()[:8])
-    inputs = torch.from_numpy(to_input(crops, classifier.metadata.mean, classifier.metadata.std))
-    centre = inputs[:, :, 8:72, 8:72]
     narrow, wide_model = (model_from_state(*load_best(r)) for r in (runs / "fold0", run))
-    views = [_probabilities(narrow, x) for x in (centre, torch.flip(centre, dims=(3,)))]
-    views += [_probabilities(wide_model, x) for x in (inputs, torch.flip(inputs, dims=(3,)))]
-    got = classifier.predict(crops)
-    for head in HEADS:
-        assert np.abs(getattr(got, head) - np.mean([v[head] for v in views], axis=0)).max() < 1e-4, head
+    got = _answers_as_its_members(classifier, crops, [(narrow, lambda x: x[:, :, 8:72, 8:72]), (wide_model, lambda x: x)])
 
     networks, metadata = read_networks(out)
     assert [(n.input_size, n.crop_margin) for n in networks] == [(64, 0.2), (None, None)]

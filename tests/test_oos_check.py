@@ -16,7 +16,7 @@ pytest.importorskip("timm")
 from bench import out_of_source as bench  # noqa: E402
 from core.classifier import Classifier  # noqa: E402
 from core.config import default_classifier_path  # noqa: E402
-from core.crop import crop_face  # noqa: E402
+from core.crop import CropSpec, crop_face  # noqa: E402
 from core.imageio import load_image  # noqa: E402
 from training.classifier import oos_check  # noqa: E402
 from training.classifier.out_of_source import DEFAULT_LABELS, Figure, read_labels  # noqa: E402
@@ -42,7 +42,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 def test_crops_are_the_runtime_crops_made_once_and_unreadable_photos_left_out(tmp_path, shared_data):
     (shared_data / "missing.jpg").exists() and pytest.skip("a missing.jpg exists in the data folder")
     labels = first_rows(tmp_path / "labels.csv", 6, "mask_web,missing.jpg,0,0,10,10,wear,male,<30,\n")
-    oos = oos_check.load_set(labels, shared_data, 64, 0.2)
+    oos = oos_check.load_set(labels, shared_data, CropSpec(64, 0.2))
     faces = read_labels(labels)
     assert oos.faces == faces[:6] and oos.unreadable == ["missing.jpg"]
     assert oos.crops.shape == (6, 64, 64, 3) and oos.crops.dtype == np.uint8
@@ -51,12 +51,12 @@ def test_crops_are_the_runtime_crops_made_once_and_unreadable_photos_left_out(tm
         assert np.array_equal(crop, crop_face(image, face.box, 0.2, 64))
     assert "6 out-of-source faces" in oos.describe() and "1 photos unreadable" in oos.describe()
     with pytest.raises(ConfigError, match="--oos-data"):
-        oos_check.load_set(labels, tmp_path / "nowhere", 64, 0.2)
+        oos_check.load_set(labels, tmp_path / "nowhere", CropSpec(64, 0.2))
 
 
 def test_verdicts_agree_with_the_bench_script_on_the_shipped_model(tmp_path, shared_data):
     classifier = Classifier(default_classifier_path())
-    oos = oos_check.load_set(first_rows(tmp_path / "labels.csv", 20), shared_data, classifier.input_size, classifier.crop_margin)
+    oos = oos_check.load_set(first_rows(tmp_path / "labels.csv", 20), shared_data, classifier.metadata.crop_spec)
     mine = oos_check.verdicts("x", oos_check.predict_onnx(classifier, oos.crops, batch_size=7))
     scored, theirs = bench.evaluate(oos.faces, shared_data, [bench.CoreModel(default_classifier_path())], None, progress=False)
     assert scored == oos.faces and len(scored) == 20

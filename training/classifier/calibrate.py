@@ -96,15 +96,9 @@ def calibrate(config: CalibrateConfig, progress: bool = True) -> Calibration:
     if applied:
         raise ConfigError(f"{config.onnx.name} is already corrected (τ = {applied:g}): calibrate the file exported with --age-prior 0")
     cache = Cache(config.cache)
-    geometry = cache.read_info().geometry
-    meta = classifier.metadata
-    if (meta.input_size, meta.crop_margin, meta.inner_crop) != (geometry.input_size, geometry.crop_margin, geometry.inner_crop):
-        raise ConfigError(f"{config.onnx.name} takes other crops ({meta.input_size} px at {meta.crop_margin:g}, nested "
-                          f"{meta.inner_crop}) than {cache.root} holds ({geometry.input_size} px at {geometry.crop_margin:g}, "
-                          f"nested {geometry.inner_crop}): give --cache a cache cut as the file takes them")
+    geometry = cache.geometry_for(classifier.metadata.crop_spec, config.onnx.name)
     val_probs, truth = fold_head(classifier, cache, config.fold, "age", config.batch_size, progress)
-    oos = oos_check.load_set(config.oos_labels, config.oos_data, geometry.input_size, geometry.crop_margin, progress,
-                             geometry.inner_crop)
+    oos = oos_check.load_set(config.oos_labels, config.oos_data, geometry.crop_spec, progress)
     oos_probs = oos_check.predict_onnx(classifier, oos.crops, config.batch_size)
 
     trials = []

@@ -236,8 +236,7 @@ def out_of_source(config: EvaluateConfig, geometry: CropGeometry, predict: Calla
                   name: str, progress: bool) -> tuple[str, dict]:
     """One model on the out-of-source faces (cropped at the cache's geometry, as the app crops):
     the Markdown table, bare vs masked with counts, and its figures for metrics.json."""
-    oos = oos_check.load_set(config.oos_labels, config.oos_data, geometry.input_size, geometry.crop_margin, progress,
-                             geometry.inner_crop)
+    oos = oos_check.load_set(config.oos_labels, config.oos_data, geometry.crop_spec, progress)
     found = oos_check.verdicts(name, predict(oos.crops))
     names = ", ".join(Path(p).name for p in config.oos_labels)
     table = f"{oos.describe()} ({names}). Cells: value (faces behind it).\n\n" + markdown_table([found], oos.faces)
@@ -296,15 +295,7 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> Evaluation:
     if config.onnx is not None:
         classifier = Classifier(config.onnx)
         meta = classifier.metadata
-        if (meta.input_size != geometry.input_size or abs(meta.crop_margin - geometry.crop_margin) > 1e-6
-                or meta.inner_crop != geometry.inner_crop):
-            raise ConfigError(
-                f"{config.onnx.name} wants {meta.input_size} px crops at margin {meta.crop_margin}"
-                f"{'' if meta.inner_crop is None else f' around {meta.inner_crop[0]} px at {meta.inner_crop[1]:g}'}; "
-                f"the cache holds {geometry.input_size} px at {geometry.crop_margin}"
-                f"{'' if geometry.inner_crop is None else f' around {geometry.inner_crop[0]} px at {geometry.inner_crop[1]:g}'}"
-                " (prepare a cache cut so: mask-train prepare --input-size, --crop-margin, --inner-crop)"
-            )
+        cache.geometry_for(meta.crop_spec, config.onnx.name)
         age_boundary = meta.age_boundary
         probs = predict_onnx(classifier, faces, config.batch_size, progress)
         title = f"{config.onnx.name} ({meta.model_version}) on {where}"

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from core.classifier import Classifier
-from core.crop import crop_face, to_input
+from core.crop import CropSpec, to_input
 from core.imageio import ImageReadError, load_image
 from core.labels import HEADS, LABEL_NAMES, marginals
 from training.classifier.out_of_source import Figure, LabelledFace, Verdicts, read_label_files, score
@@ -45,8 +45,7 @@ class OutOfSourceSet:
 
     faces: list[LabelledFace]
     crops: np.ndarray
-    input_size: int
-    crop_margin: float
+    crop: CropSpec
     unreadable: list[str] = field(default_factory=list)  # photos left out, with their faces
 
     def describe(self) -> str:
@@ -57,11 +56,9 @@ class OutOfSourceSet:
                 f"{aged} with an age group), {len(self.unreadable)} photos unreadable")
 
 
-def load_set(labels: Path | Sequence[Path], data_root: Path, input_size: int, crop_margin: float,
-             progress: bool = False, inner_crop: tuple[int, float] | None = None) -> OutOfSourceSet:
-    """Read the labels (one CSV or several, pooled) and crop every face once, as the app would for a
-    file taking `input_size` px at `crop_margin` (and `inner_crop` nested); a photo that cannot be
-    read is left out (logged)."""
+def load_set(labels: Path | Sequence[Path], data_root: Path, crop: CropSpec, progress: bool = False) -> OutOfSourceSet:
+    """Read the labels (one CSV or several, pooled) and cut every face once, as the app would for a
+    file taking `crop`; a photo that cannot be read is left out (logged)."""
     if not Path(data_root).is_dir():
         raise ConfigError(f"out-of-source photos: {data_root} is not a folder (--oos-data)")
     faces = read_label_files(labels)
@@ -80,10 +77,10 @@ def load_set(labels: Path | Sequence[Path], data_root: Path, input_size: int, cr
             continue
         for i in rows:
             kept.append(faces[i])
-            crops.append(crop_face(image, faces[i].box, crop_margin, input_size, inner_crop))
+            crops.append(crop.cut(image, faces[i].box))
     if not kept:
         raise ConfigError(f"no out-of-source photo of {labels} could be read under {data_root} (--oos-data)")
-    return OutOfSourceSet(kept, np.stack(crops), input_size, crop_margin, unreadable)
+    return OutOfSourceSet(kept, np.stack(crops), crop, unreadable)
 
 
 def verdicts(name: str, probs: Mapping[str, np.ndarray]) -> Verdicts:

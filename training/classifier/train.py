@@ -262,8 +262,7 @@ def _build(config: TrainConfig, cache: Cache, world: distributed.World) -> _Run:
     sample_weights = weigh_real_incorrect(train_faces, sample_weights, config.real_incorrect_weight)
     oos = None
     if config.checks_out_of_source:
-        oos = oos_check.load_set(config.oos_labels, config.oos_data, geometry.input_size, geometry.crop_margin,
-                                  progress=world.is_main, inner_crop=geometry.inner_crop)
+        oos = oos_check.load_set(config.oos_labels, config.oos_data, geometry.crop_spec, progress=world.is_main)
         log.info("select on %s; %s", config.select_on, oos.describe())
     return _Run(config, device, model, heads, train_set, val_set, val_labels, criterion, optimizer, scheduler, scaler, amp_dtype,
                 sample_weights, world, distributed.wrap(world, model, device), oos)

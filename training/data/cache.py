@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from core.atomic import atomic_open
-from core.crop import crop_face
+from core.crop import CropSpec
 from core.labels import HEADS, LABEL_NAMES
 from training.config import ConfigError
 from training.data.records import ManifestRow
@@ -73,9 +73,14 @@ class CropGeometry:
         return cls(int(data["input_size"]), float(data["crop_margin"]), int(data["cache_size"]), float(data["cache_margin"]),
                    None if inner is None else (int(inner[0]), float(inner[1])))
 
+    @property
+    def crop_spec(self) -> CropSpec:
+        """The runtime crop's spec: what a classifier file scored on this cache must take."""
+        return CropSpec(self.input_size, self.crop_margin, self.inner_crop)
+
     def runtime_crop(self, image: np.ndarray, box) -> np.ndarray:
         """The crop the app feeds a classifier cut as this cache is (core.crop.crop_face)."""
-        return crop_face(image, box, self.crop_margin, self.input_size, self.inner_crop)
+        return self.crop_spec.cut(image, box)
 
     @property
     def rim(self) -> int:
@@ -203,6 +208,15 @@ class Cache:
         self.folds_path = self.root / "folds.csv"
 
     # ---------------------------------------------------------------- settings
+
+    def geometry_for(self, spec: CropSpec, model_name: str) -> CropGeometry:
+        """This cache's geometry, or a ConfigError when its faces are cut otherwise than the model
+        `model_name` takes them (scoring it there would judge it on crops it never sees)."""
+        geometry = self.read_info().geometry
+        if geometry.crop_spec != spec:
+            raise ConfigError(f"{model_name} takes {spec} crops but {self.root} holds {geometry.crop_spec}: give a cache "
+                              "cut as the file takes them (mask-train prepare --input-size, --crop-margin, --inner-crop)")
+        return geometry
 
     def read_info(self) -> CacheInfo:
         try:
