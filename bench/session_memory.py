@@ -5,11 +5,11 @@ the old setting, same run.
 Each setting runs in a fresh process that labels the same face_mask_853 photos (the --photos
 scenes with the most labelled faces, so each holds a crowd, plus as many with one to three) with
 core's FaceAnalyzer, twice: the first pass allocates, the second is timed. Prints, per setting,
-ms per photo (all, and the photos with one to three faces alone), ms per face found, resident memory after loading, at the end and at its peak (the
-whole process: Python, the models, decoding), with ratios against the baseline: onnxruntime's
-defaults (arena and pattern on) and all faces of a photo in one run (the analyzer before this bench). The
-settings take turns over --repeats rounds, so whatever else the machine does slows them alike;
-medians are printed.
+ms per photo (all, and the photos with one to three faces alone), ms per face found, and resident
+memory after loading, at the end and at its peak (the whole process: Python, the models,
+decoding), with ratios against the baseline: onnxruntime's defaults (arena and pattern on) and
+all faces of a photo in one run (the analyzer before this bench). The settings take turns over
+--repeats rounds, so whatever else the machine does slows them alike; medians are printed.
 
     .venv/bin/python bench/session_memory.py [--photos 12] [--repeats 3] [--batches 4 8]
 """
@@ -88,7 +88,7 @@ class Setting:
                 f"{'whole photo' if self.batch == WHOLE_PHOTO else f'{self.batch} faces'} a run")
 
 
-#: The analyzer before this bench: onnxruntime's default arena everywhere, a photo's faces in one run.
+#: The analyzer before this bench: onnxruntime's defaults (arena and pattern on), a photo's faces in one run.
 BASELINE = Setting(True, True, WHOLE_PHOTO)
 
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", type=int, default=12, help="crowded photos, and as many with 1-3 faces (default 12)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over all settings; medians are printed (default 3)")
     parser.add_argument("--batches", type=int, nargs="+", default=[4, 8],
-                        help="faces per classifier run to try with each arena setting, 0 = the whole photo (default 4 8)")
+                        help="faces per classifier run to try with each memory setting, 0 = the whole photo (default 4 8)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -135,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     for setting in settings:
         m = median[setting]
         print(f"{str(setting):<42} {m['faces']:>5} {m['ms_photo']:>9.0f} {m['ms_photo'] / base['ms_photo']:>6.2f} "
-              f"{m['ms_few']:>20.0f} {m['ms_few'] / base['ms_few']:>6.2f} {m['ms_face']:>8.1f} {m['loaded_mib']:>10.0f} {m['end_mib']:>8.0f} {m['end_mib'] / base['end_mib']:>6.2f} "
-              f"{m['peak_mib']:>8.0f} {m['peak_mib'] / base['peak_mib']:>6.2f}")
+              f"{m['ms_few']:>20.0f} {m['ms_few'] / base['ms_few']:>6.2f} {m['ms_face']:>8.1f} {m['loaded_mib']:>10.0f} "
+              f"{m['end_mib']:>8.0f} {m['end_mib'] / base['end_mib']:>6.2f} {m['peak_mib']:>8.0f} {m['peak_mib'] / base['peak_mib']:>6.2f}")
     return 0
 
 

@@ -9,7 +9,6 @@ import numpy as np
 
 from core.classifier import Classifier, HeadProbabilities, valid_probabilities
 from core.config import AnalyzerConfig, DetectorConfig, shipped_classifier
-from core.crop import crop_face
 from core.labels import LABEL_NAMES, OLD_AGE, Age, Gender, Mask, encode_class
 from core.mtcnn import MTCNN, Detection
 
@@ -127,7 +126,6 @@ class FaceAnalyzer:
         classifier = self.classifier
         if classifier is None:
             raise RuntimeError("no classifier is loaded")
-        size, margin = classifier.input_size, classifier.crop_margin
-        inner = classifier.inner_crop
-        return classifier.predict(np.stack([crop_face(image_bgr, box, margin, size, inner) for box in boxes]))
+        crop = classifier.metadata.crop_spec
+        return classifier.predict(np.stack([crop.cut(image_bgr, box) for box in boxes]))
 
