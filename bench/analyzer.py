@@ -24,7 +24,7 @@ from facenet_pytorch import MTCNN as TorchMTCNN  # noqa: E402
 from bench.frames import scene_frames  # noqa: E402
 from core.analyzer import FaceAnalyzer  # noqa: E402
 from core.config import AnalyzerConfig, DetectorConfig  # noqa: E402
-from core.crop import crop_face, to_input  # noqa: E402
+from core.crop import to_input  # noqa: E402
 from core.labels import LABEL_NAMES  # noqa: E402
 from core.metadata import ModelMetadata  # noqa: E402
 from core.ort import session_policy  # noqa: E402
@@ -78,8 +78,8 @@ class ReferencePipeline:
         boxes, _ = self.mtcnn.detect(frame[..., ::-1].copy())
         if boxes is None:
             return np.zeros((0, 4), np.float32)
-        size, margin = self.metadata.input_size, self.metadata.crop_margin
-        crops = np.stack([crop_face(frame, box, margin, size, self.metadata.inner_crop) for box in boxes])
+        crop = self.metadata.crop_spec
+        crops = np.stack([crop.cut(frame, box) for box in boxes])
         with torch.no_grad():
             outputs = self.network(torch.from_numpy(to_input(crops, self.metadata.mean, self.metadata.std)))
             [torch.softmax(o, 1) for o in outputs.values()]

@@ -24,7 +24,6 @@ import numpy as np  # noqa: E402
 
 from bench.frames import DATA  # noqa: E402
 from core.classifier import Classifier  # noqa: E402
-from core.crop import crop_face  # noqa: E402
 from core.imageio import load_image  # noqa: E402
 from core.ort import SessionPolicy, set_session_policy  # noqa: E402
 from training.detector.scenes import boxes_table, load_scenes  # noqa: E402
@@ -44,7 +43,8 @@ def face_boxes(data: Path, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def crops_for(model: Classifier, faces) -> np.ndarray:
-    return np.stack([crop_face(image, box, model.crop_margin, model.input_size, model.inner_crop) for image, box in faces])
+    crop = model.metadata.crop_spec
+    return np.stack([crop.cut(image, box) for image, box in faces])
 
 
 def ms_per_face(model: Classifier, crops: np.ndarray, batch: int) -> float:

@@ -46,7 +46,6 @@ from tqdm import tqdm  # noqa: E402
 from core.atomic import atomic_open  # noqa: E402
 from core.classifier import Classifier, ClassifierLoadError  # noqa: E402
 from core.config import default_classifier_path  # noqa: E402
-from core.crop import crop_face  # noqa: E402
 from core.imageio import ImageReadError, load_image  # noqa: E402
 from training.teacher.align import FaceGeometry, Landmarker  # noqa: E402
 from training.teacher.dlib_models import DlibNetworks, dlib_age_group  # noqa: E402
@@ -87,9 +86,8 @@ class CoreModel:
         boxes: list[Sequence[float]] = list(photo.boxes)
         if self.box_source == "mtcnn" and photo.geometry is not None:
             boxes = [g.detected_box if g.detected_box is not None else b for g, b in zip(photo.geometry, boxes)]
-        size, margin = self.classifier.input_size, self.classifier.crop_margin
-        probs = self.classifier.predict(np.stack([crop_face(photo.image_bgr, box, margin, size, self.classifier.inner_crop)
-                                                      for box in boxes]))
+        crop = self.classifier.metadata.crop_spec
+        probs = self.classifier.predict(np.stack([crop.cut(photo.image_bgr, box) for box in boxes]))
         return [(_argmax(probs.mask[i], MASKS), _argmax(probs.gender[i], GENDERS), _argmax(probs.age[i], AGES))
                 for i in range(len(boxes))]
 

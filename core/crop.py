@@ -43,15 +43,27 @@ def square_box(box: Sequence[float], margin: float) -> np.ndarray:
     return np.array([cx - half, cy - half, cx + half, cy + half], dtype=np.float32)
 
 
+def centre_square(size: int, margin: float, inner_margin: float) -> tuple[int, int]:
+    """(offset, side) of the square a crop at `inner_margin` covers inside a crop of `size` px at
+    `margin` (square_box grows the box by 1 + 2·margin), in whole pixels; a square that does not
+    fall on whole pixels, centred, or that is larger than the crop is refused (ValueError)."""
+    exact = size * (1.0 + 2.0 * inner_margin) / (1.0 + 2.0 * margin)
+    side = int(round(exact))
+    if abs(exact - side) > 1e-6 or (size - side) % 2 or not 0 < side <= size:
+        raise ValueError(f"a crop at margin {inner_margin:g} does not sit on whole pixels in the middle of a {size} px crop at "
+                         f"margin {margin:g} (it would cover {exact:.3f} px)")
+    return (size - side) // 2, side
+
+
 def inner_offset(size: int, margin: float, inner_size: int, inner_margin: float) -> int:
     """Where a narrower crop (`inner_size` px at `inner_margin`) sits inside a crop of `size` px at
     `margin` when both have the same pixels per face: its top-left corner, in whole pixels. A pair
     whose inner square does not fall on whole pixels, centred, is refused (ValueError)."""
-    exact = size * (1.0 + 2.0 * inner_margin) / (1.0 + 2.0 * margin)
-    if abs(exact - inner_size) > 1e-6 or (size - inner_size) % 2 or not 0 < inner_size < size:
-        raise ValueError(f"a {inner_size} px crop at margin {inner_margin:g} does not sit on whole pixels in the middle of "
-                         f"a {size} px crop at margin {margin:g} (it would cover {exact:.3f} px)")
-    return (size - inner_size) // 2
+    offset, side = centre_square(size, margin, inner_margin)
+    if side != inner_size or side == size:
+        raise ValueError(f"a {inner_size} px crop at margin {inner_margin:g} does not sit on whole pixels in the middle of a {size} px "
+                         f"crop at margin {margin:g} as a narrower crop (that margin covers {side} px there)")
+    return offset
 
 
 def crop_face(image: np.ndarray, box: Sequence[float], margin: float, size: int,

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from core.crop import centre_square
 from core.metadata import ModelMetadata
 from training.classifier import prior
 from training.classifier.evaluate import load_best, model_from_state, runtime_crops
@@ -82,15 +83,13 @@ def member_view(file_size: int, file_margin: float, size: int, margin: float) ->
     grows the box by 1 + 2·margin, so the member's square is that share of the file's side; a square
     that does not fall on whole pixels, centred, is refused (prepare the wider cache at a size that
     keeps the pixel scale: 112 px at 0.2 sits in 140 px at 0.375 as its centre 112)."""
-    exact = file_size * (1.0 + 2.0 * margin) / (1.0 + 2.0 * file_margin)
-    side = int(round(exact))
-    if abs(exact - side) > 1e-6 or (file_size - side) % 2 or not 0 < side <= file_size:
-        raise ConfigError(f"a member cut at {size} px with crop margin {margin:g} does not sit on whole pixels in the middle "
-                          f"of a {file_size} px crop at margin {file_margin:g} ({exact:.3f} px): prepare the wider cache at a "
-                          f"size that keeps the pixel scale")
+    try:
+        offset, side = centre_square(file_size, file_margin, margin)
+    except ValueError as exc:
+        raise ConfigError(f"a member cut at {size} px: {exc}; prepare the wider cache at a size that keeps the pixel scale") from exc
     if side == file_size and size == file_size:
         return None
-    return View((file_size - side) // 2, side, size)
+    return View(offset, side, size)
 
 
 class _Viewed(nn.Module):
