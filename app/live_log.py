@@ -18,6 +18,9 @@ from core.labels import Mask
 #: Alerts kept per session (oldest dropped first): a camera watched for weeks must not grow without
 #: bound; 50,000 entries are ~10 MB, and a CSV export holds the newest this many.
 MAX_ALERTS = 50_000
+#: Minutes of counts kept per session (oldest dropped first), for the same reason: 50,000 minutes are
+#: ~35 days of a camera that never stops, ~20 MB; a CSV export holds the newest this many.
+MAX_MINUTES = 50_000
 ALERT_COLUMNS = ("time", "track_id", "state", "duration_s", "ongoing")
 MINUTE_COLUMNS = ("minute", "faces_max", "new_mask_worn", "new_mask_worn_wrongly", "new_no_mask", "alerts")
 
@@ -93,10 +96,12 @@ class _Minute:
 
 
 class MinuteCounts:
-    """Faces and people counted per wall-clock minute of the current session."""
+    """Faces and people counted per wall-clock minute of the current session (the newest
+    `max_minutes` minutes)."""
 
-    def __init__(self, clock: Callable[[], datetime] = datetime.now) -> None:
+    def __init__(self, clock: Callable[[], datetime] = datetime.now, max_minutes: int = MAX_MINUTES) -> None:
         self.clock = clock
+        self.max_minutes = max_minutes
         self.clear()
 
     def clear(self) -> None:
@@ -105,6 +110,8 @@ class MinuteCounts:
 
     def update(self, notes: FrameNotes) -> None:
         minute = self._minutes.setdefault(self.clock().replace(second=0, microsecond=0), _Minute())
+        while len(self._minutes) > self.max_minutes:  # the minute first counted goes (dicts keep that order)
+            del self._minutes[next(iter(self._minutes))]
         counts = notes.counts
         minute.faces_max = max(minute.faces_max, counts.now)
         for mask, total in ((Mask.WEAR, counts.wear), (Mask.INCORRECT, counts.incorrect), (Mask.NOT_WEAR, counts.none)):

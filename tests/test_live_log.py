@@ -92,3 +92,17 @@ def test_the_alert_log_is_bounded_for_cameras_watched_for_weeks():
     assert len(log.entries) == 5
     assert [e.track_id for e in log.entries] == [8, 9, 10, 11, 12]
     assert len(log.rows()) == 5
+
+
+def test_the_counts_per_minute_are_bounded_for_cameras_watched_for_weeks():
+    """A minute with faces adds a row; past the bound the oldest minutes go, the current one is counted."""
+    wall = WallClock()
+    stats = LiveStats(AlertOptions(frames=1, cooldown_s=0.0))
+    counts = MinuteCounts(clock=wall, max_minutes=3)
+    for track in range(1, 8):  # one new bare face each minute, 09:30 to 09:36
+        counts.update(stats.update([face(track, Mask.NOT_WEAR)]))
+        wall.now += timedelta(minutes=1)
+    wall.now -= timedelta(minutes=1)
+    counts.update(stats.update([face(7, Mask.NOT_WEAR), face(8, Mask.WEAR, x=200)]))  # 09:36 again: no new row
+    assert [row[0] for row in counts.rows()] == ["2026-05-04 09:34", "2026-05-04 09:35", "2026-05-04 09:36"]
+    assert counts.rows()[-1][1] == 2  # the current minute still counts: two faces at most
