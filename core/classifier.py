@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,11 @@ class HeadProbabilities:
     mask: np.ndarray  # (N, 3)
     gender: np.ndarray  # (N, 2)
     age: np.ndarray  # (N, 3)
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[HeadProbabilities]) -> HeadProbabilities:
+        """The rows of `parts`, in order, one object (a crowd classified in several runs)."""
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
 
 def valid_probabilities(probs: np.ndarray, tolerance: float = 1e-2) -> np.ndarray:
@@ -120,7 +126,7 @@ class Classifier:
         if len(crops_bgr) <= self.max_batch:
             return self._run(crops_bgr)
         parts = [self._run(crops_bgr[i : i + self.max_batch]) for i in range(0, len(crops_bgr), self.max_batch)]
-        return HeadProbabilities(*(np.concatenate([getattr(p, head) for p in parts]) for head in ("mask", "gender", "age")))
+        return HeadProbabilities.concatenate(parts)
 
     def _run(self, crops_bgr: np.ndarray) -> HeadProbabilities:
         """One run of the network on at most `max_batch` crops."""
