@@ -78,8 +78,7 @@ class ReferencePipeline:
         boxes, _ = self.mtcnn.detect(frame[..., ::-1].copy())
         if boxes is None:
             return np.zeros((0, 4), np.float32)
-        crop = self.metadata.crop_spec
-        crops = np.stack([crop.cut(frame, box) for box in boxes])
+        crops = self.metadata.crop_spec.cut_all(frame, boxes)
         with torch.no_grad():
             outputs = self.network(torch.from_numpy(to_input(crops, self.metadata.mean, self.metadata.std)))
             [torch.softmax(o, 1) for o in outputs.values()]

@@ -86,8 +86,7 @@ class CoreModel:
         boxes: list[Sequence[float]] = list(photo.boxes)
         if self.box_source == "mtcnn" and photo.geometry is not None:
             boxes = [g.detected_box if g.detected_box is not None else b for g, b in zip(photo.geometry, boxes)]
-        crop = self.classifier.metadata.crop_spec
-        probs = self.classifier.predict(np.stack([crop.cut(photo.image_bgr, box) for box in boxes]))
+        probs = self.classifier.predict(self.classifier.metadata.crop_spec.cut_all(photo.image_bgr, boxes))
         return [(_argmax(probs.mask[i], MASKS), _argmax(probs.gender[i], GENDERS), _argmax(probs.age[i], AGES))
                 for i in range(len(boxes))]
 

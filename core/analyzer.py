@@ -126,6 +126,5 @@ class FaceAnalyzer:
         classifier = self.classifier
         if classifier is None:
             raise RuntimeError("no classifier is loaded")
-        crop = classifier.metadata.crop_spec
-        return classifier.predict(np.stack([crop.cut(image_bgr, box) for box in boxes]))
+        return classifier.predict(classifier.metadata.crop_spec.cut_all(image_bgr, boxes))
 

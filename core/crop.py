@@ -25,6 +25,10 @@ class CropSpec:
     def cut(self, image: np.ndarray, box: Sequence[float]) -> np.ndarray:
         return crop_face(image, box, self.margin, self.size, self.inner)
 
+    def cut_all(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
+        """Every face of one image cut alike, N×S×S×3: a classifier's batch."""
+        return np.stack([self.cut(image, box) for box in boxes])
+
     def __str__(self) -> str:
         nested = "" if self.inner is None else f" around {self.inner[0]} px at {self.inner[1]:g}"
         return f"{self.size} px at margin {self.margin:g}{nested}"

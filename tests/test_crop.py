@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from core.crop import crop_face, square_box, to_input
+from core.crop import CropSpec, crop_face, square_box, to_input
 
 
 def test_square_box_is_centred_and_grown_by_the_margin():
@@ -27,6 +27,16 @@ def test_crop_at_the_edge_pads_with_black_and_keeps_scale():
     assert crop.shape == (20, 20, 3)
     assert (crop[:10, :10] == 0).all()  # outside the image
     assert (crop[10:, 10:] == 200).all()  # inside
+
+
+def test_a_spec_cuts_every_face_of_an_image_as_crop_face_does_one():
+    image = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    boxes = [[10, 10, 40, 50], [60, 20, 100, 70], [-5, 60, 20, 95]]
+    spec = CropSpec(32, 0.2)
+    crops = spec.cut_all(image, boxes)
+    assert crops.shape == (3, 32, 32, 3)
+    for crop, box in zip(crops, boxes):
+        assert np.array_equal(crop, crop_face(image, box, 0.2, 32))
 
 
 def test_crop_fully_outside_is_black_not_an_error():
